@@ -1,0 +1,108 @@
+/* The parts of fastsync's primitives that may block, and the clock. */
+#if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L
+#endif
+#include "fastsync.h"
+#include "fs_wait.h"
+
+#if defined(_WIN32)
+#include <windows.h>
+
+int64_t fs_monotonic_ns(void)
+{
+    static LARGE_INTEGER frequency;   /* constant since boot; racing writers agree */
+    LARGE_INTEGER now;
+    if (frequency.QuadPart == 0)
+        QueryPerformanceFrequency(&frequency);
+    QueryPerformanceCounter(&now);
+    /* Split to avoid overflowing 64 bits for long uptimes. */
+    return (int64_t)(now.QuadPart / frequency.QuadPart) * 1000000000
+         + (int64_t)(now.QuadPart % frequency.QuadPart) * 1000000000
+           / frequency.QuadPart;
+}
+#else
+#include <time.h>
+
+int64_t fs_monotonic_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+}
+#endif
+
+int64_t fs_deadline_after(int64_t timeout_ns)
+{
+    int64_t now = fs_monotonic_ns();
+    if (timeout_ns < 0 || timeout_ns > INT64_MAX - now)
+        return FS_NO_DEADLINE;
+    return now + timeout_ns;
+}
+
+/* ---- Lock ---- */
+
+void fs_lock_wake_one(fs_lock *lock)
+{ fs_wake_one(&lock->state); }
+
+fs_result fs_lock_acquire_until(fs_lock *lock, int64_t deadline_ns)
+{
+    int timed_out = 0;
+    for (;;) {
+        /* Marking the word contended before sleeping makes the holder's
+         * release wake us.  We may leave it marked when we give up; that
+         * costs the next release one unneeded wake, never a lost one. */
+        if (fs_exchange_u32(&lock->state, FS_LOCK_CONTENDED) == FS_LOCK_FREE)
+            return FS_ACQUIRED;
+        if (timed_out)
+            return FS_TIMED_OUT;
+        switch (fs_wait(&lock->state, FS_LOCK_CONTENDED, deadline_ns)) {
+        case FS_WAIT_INTERRUPTED: return FS_INTERRUPTED;
+        case FS_WAIT_TIMED_OUT:   timed_out = 1; break;   /* one last try */
+        default:                  break;
+        }
+    }
+}
+
+/* ---- Event ---- */
+
+#define GENERATION_OF(state) ((state) >> 2)
+
+void fs_event_set_slow(fs_event *event)
+{
+    uint32_t state = fs_load_u32(&event->state);
+    for (;;) {
+        uint32_t next;
+        if (state & FS_EVENT_SET)
+            return;
+        next = ((state + FS_EVENT_GENERATION) & ~FS_EVENT_WAITERS) | FS_EVENT_SET;
+        if (fs_cas_u32(&event->state, &state, next))
+            break;
+    }
+    if (state & FS_EVENT_WAITERS)
+        fs_wake_all(&event->state);
+}
+
+fs_result fs_event_wait_until(fs_event *event, uint32_t observed_state,
+                              int64_t deadline_ns)
+{
+    const uint32_t generation = GENERATION_OF(observed_state);
+    uint32_t state = fs_load_u32(&event->state);
+    for (;;) {
+        fs_wait_result waited;
+        if ((state & FS_EVENT_SET) || GENERATION_OF(state) != generation)
+            return FS_ACQUIRED;
+        if (!(state & FS_EVENT_WAITERS)) {
+            if (!fs_cas_u32(&event->state, &state, state | FS_EVENT_WAITERS))
+                continue;   /* state now holds the fresh value */
+            state |= FS_EVENT_WAITERS;
+        }
+        waited = fs_wait(&event->state, state, deadline_ns);
+        state = fs_load_u32(&event->state);
+        if ((state & FS_EVENT_SET) || GENERATION_OF(state) != generation)
+            return FS_ACQUIRED;
+        if (waited == FS_WAIT_TIMED_OUT)
+            return FS_TIMED_OUT;
+        if (waited == FS_WAIT_INTERRUPTED)
+            return FS_INTERRUPTED;
+    }
+}

@@ -1,0 +1,61 @@
+/* Atomic operations on the words that hold every primitive's state.
+ *
+ * GCC and Clang (including mingw-w64) use the __atomic builtins; MSVC uses the
+ * Interlocked family.  Loads are acquire, stores are release and every
+ * read-modify-write is sequentially consistent, which is what the lock and
+ * event protocols in fastsync.h assume.  "relaxed" variants exist only for
+ * fields that are informational (an RLock's owner and count read by repr). */
+#ifndef FASTSYNC_ATOMIC_H
+#define FASTSYNC_ATOMIC_H
+
+#include <stdint.h>
+
+typedef struct { volatile uint32_t value; } fs_atomic_u32;
+typedef struct { volatile uintptr_t value; } fs_atomic_uptr;
+
+#if defined(__GNUC__) || defined(__clang__)
+
+static inline uint32_t fs_load_u32(const fs_atomic_u32 *a)
+{ return __atomic_load_n(&a->value, __ATOMIC_ACQUIRE); }
+static inline void fs_store_u32(fs_atomic_u32 *a, uint32_t v)
+{ __atomic_store_n(&a->value, v, __ATOMIC_RELEASE); }
+static inline uint32_t fs_exchange_u32(fs_atomic_u32 *a, uint32_t v)
+{ return __atomic_exchange_n(&a->value, v, __ATOMIC_SEQ_CST); }
+/* On failure *expected receives the current value. */
+static inline int fs_cas_u32(fs_atomic_u32 *a, uint32_t *expected, uint32_t desired)
+{ return __atomic_compare_exchange_n(&a->value, expected, desired, 0,
+                                     __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE); }
+static inline uintptr_t fs_load_uptr_relaxed(const fs_atomic_uptr *a)
+{ return __atomic_load_n(&a->value, __ATOMIC_RELAXED); }
+static inline void fs_store_uptr_relaxed(fs_atomic_uptr *a, uintptr_t v)
+{ __atomic_store_n(&a->value, v, __ATOMIC_RELAXED); }
+
+#elif defined(_MSC_VER)
+
+#include <intrin.h>
+/* A plain volatile read is only an acquire load with /volatile:ms, which is
+ * not the default on ARM64; an interlocked OR of zero is correct everywhere. */
+static inline uint32_t fs_load_u32(const fs_atomic_u32 *a)
+{ return (uint32_t)_InterlockedOr((volatile long *)&a->value, 0); }
+static inline void fs_store_u32(fs_atomic_u32 *a, uint32_t v)
+{ _InterlockedExchange((volatile long *)&a->value, (long)v); }
+static inline uint32_t fs_exchange_u32(fs_atomic_u32 *a, uint32_t v)
+{ return (uint32_t)_InterlockedExchange((volatile long *)&a->value, (long)v); }
+static inline int fs_cas_u32(fs_atomic_u32 *a, uint32_t *expected, uint32_t desired)
+{
+    uint32_t seen = (uint32_t)_InterlockedCompareExchange(
+        (volatile long *)&a->value, (long)desired, (long)*expected);
+    if (seen == *expected) return 1;
+    *expected = seen;
+    return 0;
+}
+static inline uintptr_t fs_load_uptr_relaxed(const fs_atomic_uptr *a)
+{ return a->value; }
+static inline void fs_store_uptr_relaxed(fs_atomic_uptr *a, uintptr_t v)
+{ a->value = v; }
+
+#else
+#error "fastsync needs GCC/Clang __atomic builtins or MSVC Interlocked intrinsics"
+#endif
+
+#endif /* FASTSYNC_ATOMIC_H */

@@ -1,0 +1,52 @@
+/* The wait/wake layer: block while a 32-bit word holds an expected value.
+ *
+ * Exactly one implementation is compiled, chosen here and nowhere else:
+ *   FS_WAIT_FUTEX  Linux futex (default on Linux)
+ *   FS_WAIT_WIN32  Windows (default on Windows)
+ *   FS_WAIT_POSIX  pthreads, for every other Unix (and on Linux on request)
+ * Define one of them on the compiler command line to override the default. */
+#ifndef FASTSYNC_WAIT_H
+#define FASTSYNC_WAIT_H
+
+#include <stdint.h>
+#include "fs_atomic.h"
+
+#if !defined(FS_WAIT_FUTEX) && !defined(FS_WAIT_POSIX) && !defined(FS_WAIT_WIN32)
+#  if defined(_WIN32)
+#    define FS_WAIT_WIN32 1
+#  elif defined(__linux__)
+#    define FS_WAIT_FUTEX 1
+#  else
+#    define FS_WAIT_POSIX 1
+#  endif
+#endif
+
+#if defined(FS_WAIT_FUTEX)
+#  define FS_WAIT_BACKEND_NAME "futex"
+#elif defined(FS_WAIT_WIN32)
+#  define FS_WAIT_BACKEND_NAME "win32"
+#else
+#  define FS_WAIT_BACKEND_NAME "posix"
+#endif
+
+typedef enum {
+    FS_WAIT_WOKEN = 0,        /* woken, the word changed, or spuriously */
+    FS_WAIT_TIMED_OUT = 1,    /* the deadline passed */
+    FS_WAIT_INTERRUPTED = 2   /* a signal handler ran in this thread */
+} fs_wait_result;
+
+/* Blocks while addr->value == expected, until woken, until the absolute
+ * monotonic deadline_ns (FS_NO_DEADLINE: none), or until a signal arrives.
+ * Returns at once if the value already differs.  Callers recheck their
+ * condition after every return. */
+fs_wait_result fs_wait(fs_atomic_u32 *addr, uint32_t expected, int64_t deadline_ns);
+
+/* Wakes one / every thread blocked in fs_wait on addr. */
+void fs_wake_one(fs_atomic_u32 *addr);
+void fs_wake_all(fs_atomic_u32 *addr);
+
+/* Called in the child after fork() (pthread_atfork or the caller's own hook):
+ * forget any per-thread or global wait state inherited from the parent. */
+void fs_wait_after_fork_child(void);
+
+#endif /* FASTSYNC_WAIT_H */

@@ -1,0 +1,95 @@
+"""Declares the compiled extension; all other metadata is in pyproject.toml.
+
+The extension is optional: if it can't be compiled the install still succeeds
+with the pure-Python backend, after a loud warning.  FASTSYNC_REQUIRE_EXTENSIONS=1
+(or CIBUILDWHEEL=1) makes a failed compile an error instead, and
+FASTSYNC_NO_EXTENSIONS=1 skips compiling altogether.
+"""
+
+import importlib.util
+import os
+import platform
+import sys
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _load_env_module():
+    # Read the switches with the package's own code, without importing the package.
+    path = os.path.join(HERE, "src", "fastsync", "_env.py")
+    spec = importlib.util.spec_from_file_location("_fastsync_env", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+env = _load_env_module()
+REQUIRE_EXTENSIONS = env.env_flag(env.REQUIRE_EXTENSIONS) or env.env_flag("CIBUILDWHEEL")
+SKIP_EXTENSIONS = env.env_flag(env.NO_EXTENSIONS) or platform.python_implementation() != "CPython"
+
+# FASTSYNC_C_BACKEND=posix builds over the generic POSIX wait layer instead of
+# the platform's own (futex on Linux); csrc/fs_wait.h picks the default.
+C_BACKEND_MACROS = {"futex": "FS_WAIT_FUTEX", "posix": "FS_WAIT_POSIX", "win32": "FS_WAIT_WIN32"}
+
+BANNER = """
+********************************************************************************
+WARNING: fastsync's compiled extension could not be built:
+    {error}
+fastsync is installed with its pure-Python backend, which is much slower.
+Install a C compiler and the Python headers, then reinstall to get the fast one;
+set FASTSYNC_REQUIRE_EXTENSIONS=1 to make this an error instead.
+********************************************************************************
+"""
+
+
+class OptionalBuildExt(build_ext):
+    """build_ext that falls back to pure Python unless extensions are required."""
+
+    def run(self):
+        try:
+            super().run()
+        except Exception as error:   # e.g. no compiler found at all
+            self._fall_back(error)
+
+    def build_extension(self, ext):
+        try:
+            super().build_extension(ext)
+        except Exception as error:   # compile or link failed
+            self._fall_back(error)
+
+    def _fall_back(self, error):
+        if REQUIRE_EXTENSIONS:
+            raise error
+        message = BANNER.format(error=error)
+        sys.stderr.write(message)
+        # pip hides build output unless it fails; this file tells the user why.
+        self.warn(message)
+
+
+def extensions():
+    if SKIP_EXTENSIONS:
+        return []
+    from Cython.Build import cythonize
+
+    macros = []
+    backend = os.environ.get("FASTSYNC_C_BACKEND", "")
+    if backend:
+        if backend not in C_BACKEND_MACROS:
+            sys.exit(f"FASTSYNC_C_BACKEND must be one of {sorted(C_BACKEND_MACROS)}, not {backend!r}")
+        macros.append((C_BACKEND_MACROS[backend], "1"))
+    c_sources = ["fastsync.c", "fs_wait_futex.c", "fs_wait_posix.c", "fs_wait_win32.c"]
+    extension = Extension(
+        "fastsync._compiled",
+        sources=["src/fastsync/_compiled.pyx"] + [os.path.join("csrc", name) for name in c_sources],
+        include_dirs=["csrc"],
+        define_macros=macros,
+    )
+    built = cythonize([extension], compiler_directives={"language_level": "3"})
+    # cythonize() drops optional=True; the fallback is handled by OptionalBuildExt.
+    return built
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

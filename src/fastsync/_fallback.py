@@ -1,0 +1,183 @@
+"""The pure-Python backend: the same API as fastsync._compiled, built only on
+the standard library's _thread module.
+
+It serves where the extension can't be built (no compiler, PyPy) or where
+FASTSYNC_NO_EXTENSIONS=1 asks for it.  Lock and RLock delegate to _thread's
+locks, so arguments, errors and blocking behave exactly as threading's;
+Event is reimplemented without threading.Condition, which makes it cheaper
+than threading.Event while keeping its semantics.
+"""
+
+from __future__ import annotations
+
+import _thread
+import warnings
+from typing import Any, NoReturn, Optional, Tuple
+
+from ._common import ISSET_WARNING, ISSET_WARNS, cannot_pickle, type_name
+
+__all__ = ["Event", "Lock", "RLock"]
+
+_allocate_lock = _thread.allocate_lock
+_StdRLock = _thread.RLock
+
+
+class Lock:
+    """A primitive lock, like threading.Lock; any thread may release it."""
+
+    __slots__ = ("_lock", "__weakref__")
+
+    def __init__(self) -> None:
+        self._lock = _allocate_lock()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Acquire the lock, blocking or not, with an optional timeout in seconds.
+
+        Returns True if the lock was acquired, False if not."""
+        return self._lock.acquire(blocking, timeout)
+
+    def __enter__(self) -> bool:
+        return self._lock.acquire()
+
+    def release(self) -> None:
+        """Release the lock; RuntimeError if it is not locked."""
+        self._lock.release()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._lock.release()
+
+    def locked(self) -> bool:
+        """True if the lock is held by some thread."""
+        return self._lock.locked()
+
+    def _at_fork_reinit(self) -> None:
+        self._lock._at_fork_reinit()
+
+    def __repr__(self) -> str:
+        state = "locked" if self._lock.locked() else "unlocked"
+        return f"<{state} {type_name(self)} object at {id(self):#x}>"
+
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        raise cannot_pickle(self)
+
+
+class RLock(_StdRLock):
+    """A reentrant lock, like threading.RLock; only its owner may release it.
+
+    A subclass of the interpreter's own RLock, so acquire/release run at its
+    speed; this class adds what it lacks on older Pythons and our repr."""
+
+    __slots__ = ()   # the base class already supports weak references
+
+    def __init__(self) -> None:
+        pass
+
+    # acquire, release, __enter__, __exit__, _is_owned, _release_save,
+    # _acquire_restore and _at_fork_reinit are the base class's own.
+
+    if not hasattr(_StdRLock, "locked"):   # added in 3.14
+        def locked(self) -> bool:
+            """True if the lock is held by some thread."""
+            return _owner_and_count(self)[1] > 0
+
+    if not hasattr(_StdRLock, "_recursion_count"):   # added in 3.11
+        def _recursion_count(self) -> int:
+            if not _StdRLock._is_owned(self):
+                return 0
+            return _owner_and_count(self)[1]
+
+    def __repr__(self) -> str:
+        owner, count = _owner_and_count(self)
+        state = "locked" if count else "unlocked"
+        return (f"<{state} {type_name(self)} object owner={owner} count={count} "
+                f"at {id(self):#x}>")
+
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        raise cannot_pickle(self)
+
+
+def _owner_and_count(rlock: RLock) -> Tuple[int, int]:
+    """Read owner and count from the base class's repr, the only place every
+    supported interpreter exposes them ("... owner=N count=N at ...")."""
+    text = _StdRLock.__repr__(rlock)
+    owner = text.split(" owner=", 1)[1].split(" ", 1)[0]
+    count = text.split(" count=", 1)[1].split(" ", 1)[0]
+    return int(owner), int(count)
+
+
+class Event:
+    """A flag threads can wait for, like threading.Event."""
+
+    __slots__ = ("_flag", "_mutex", "_waiters", "__weakref__")
+
+    def __init__(self) -> None:
+        self._mutex = _allocate_lock()   # guards _flag's changes and _waiters
+        self._flag = False
+        self._waiters: list = []         # a locked lock per waiting thread
+
+    def is_set(self) -> bool:
+        """True if the flag is set."""
+        return self._flag
+
+    def isSet(self) -> bool:
+        """Deprecated alias of is_set()."""
+        if ISSET_WARNS:
+            warnings.warn(ISSET_WARNING, DeprecationWarning, stacklevel=2)
+        return self._flag
+
+    def set(self) -> None:
+        """Set the flag and wake every waiting thread."""
+        with self._mutex:
+            self._flag = True
+            waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.release()
+
+    def clear(self) -> None:
+        """Clear the flag."""
+        with self._mutex:
+            self._flag = False
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Block until the flag is set or the timeout (seconds) passes.
+
+        Returns True if the flag was set, False on timeout."""
+        if self._flag:
+            return True
+        # threading.Event compares with 0 first: same errors, same results
+        # for NaN and negative values.
+        if timeout is not None and not timeout > 0:
+            return self._flag
+        waiter = _allocate_lock()
+        waiter.acquire()
+        with self._mutex:
+            if self._flag:
+                return True
+            self._waiters.append(waiter)
+        woken = False
+        try:
+            if timeout is None:
+                woken = waiter.acquire()
+            else:
+                woken = waiter.acquire(True, timeout)
+        finally:
+            if not woken:
+                # Timed out, or a signal handler raised: leave the list,
+                # unless set() already took us off it (then we were woken).
+                with self._mutex:
+                    try:
+                        self._waiters.remove(waiter)
+                    except ValueError:
+                        woken = True
+        return woken
+
+    def _at_fork_reinit(self) -> None:
+        self._mutex._at_fork_reinit()
+        self._waiters = []
+
+    def __repr__(self) -> str:
+        state = "set" if self._flag else "unset"
+        return f"<{type_name(self)} at {id(self):#x}: {state}>"
+
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        raise cannot_pickle(self)
