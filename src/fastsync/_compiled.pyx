@@ -79,6 +79,8 @@ cdef extern from "fastsync.h" nogil:
     void fs_event_reinit_after_fork(fs_event *event)
 
 
+__all__ = ["Event", "Lock", "RLock"]
+
 WAIT_BACKEND = FS_WAIT_BACKEND_NAME.decode("ascii")
 
 # ---------------------------------------------------------------------------

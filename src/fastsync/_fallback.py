@@ -27,6 +27,10 @@ class Lock:
 
     __slots__ = ("_lock", "__weakref__")
 
+    def __init_subclass__(cls, **kwargs: Any) -> NoReturn:
+        # threading.Lock can't be subclassed, nor can the compiled Lock.
+        raise TypeError("type 'fastsync.Lock' is not an acceptable base type")
+
     def __init__(self) -> None:
         self._lock = _allocate_lock()
 

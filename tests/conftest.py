@@ -1,0 +1,68 @@
+"""One suite for both backends.
+
+Every test that takes `backend` (or a fixture built on it) runs twice, with ids
+`cython` and `python`.  The compiled backend must be importable: if it is
+missing the cython tests fail, unless FASTSYNC_NO_EXTENSIONS=1 asked for the
+fallback, in which case they are deselected."""
+
+import importlib
+import os
+
+import pytest
+
+import fastsync
+from fastsync._env import NO_EXTENSIONS, env_flag
+
+FALLBACK_REQUESTED = env_flag(NO_EXTENSIONS)
+BACKEND_MODULES = {"cython": "fastsync._compiled", "python": "fastsync._fallback"}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cython: runs against the compiled backend")
+    config.addinivalue_line("markers", "stress: long-running stress test")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not FALLBACK_REQUESTED:
+        return
+    keep, drop = [], []
+    for item in items:
+        (drop if item.get_closest_marker("cython") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def pytest_report_header(config):
+    return f"fastsync {fastsync.__version__} from {os.path.dirname(fastsync.__file__)}, default BACKEND={fastsync.BACKEND!r}"
+
+
+@pytest.fixture(
+    scope="session",
+    params=[pytest.param("cython", marks=pytest.mark.cython), "python"],
+)
+def backend(request):
+    # An ImportError here fails every cython test: a broken build must not pass.
+    return importlib.import_module(BACKEND_MODULES[request.param])
+
+
+@pytest.fixture
+def Lock(backend):
+    return backend.Lock
+
+
+@pytest.fixture
+def RLock(backend):
+    return backend.RLock
+
+
+@pytest.fixture
+def Event(backend):
+    return backend.Event
+
+
+@pytest.fixture(params=["Lock", "RLock"])
+def any_lock(request, backend):
+    """Lock and RLock: what both must do alike."""
+    return getattr(backend, request.param)
+

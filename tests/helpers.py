@@ -1,0 +1,85 @@
+"""Small tools the tests share (importable because tests/ has no __init__.py)."""
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+LINUX = sys.platform.startswith("linux")
+
+
+def run_python(code, *, env=None, replace_env=False, timeout=60, **kwargs):
+    """Run code in a fresh interpreter; returns the CompletedProcess.
+
+    env adds to this process's environment, or replaces it with replace_env."""
+    full_env = {} if replace_env else dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=full_env, capture_output=True, text=True, timeout=timeout, **kwargs,
+    )
+
+
+def _task_state(native_id):
+    with open(f"/proc/self/task/{native_id}/stat") as stat:
+        # "tid (comm) S ...": comm may hold spaces, so split after the ')'.
+        return stat.read().rsplit(")", 1)[1].split()[0]
+
+
+def wait_until_blocked(thread, timeout=10.0):
+    """Return once `thread` sleeps in the kernel (it is blocked in a wait).
+
+    Linux reads the thread's state from /proc; elsewhere we can only give it
+    time.  Fails the test if the thread never blocks."""
+    if not LINUX:
+        time.sleep(0.2)
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not thread.is_alive():
+            pytest.fail(f"{thread.name} ended instead of blocking")
+        if _task_state(thread.native_id) in ("S", "D"):
+            return
+        time.sleep(0.001)
+    pytest.fail(f"{thread.name} did not block within {timeout} s")
+
+
+def thread_cpu_seconds(thread):
+    """CPU time consumed so far by another thread (Linux, macOS)."""
+    clock = time.pthread_getcpuclockid(thread.ident)
+    return time.clock_gettime(clock)
+
+
+class Worker(threading.Thread):
+    """A thread that runs fn and keeps its result or exception for join_result()."""
+
+    def __init__(self, fn, *args, name=None):
+        super().__init__(name=name or getattr(fn, "__name__", "worker"), daemon=True)
+        self._call = (fn, args)
+        self.result = None
+        self.error = None
+
+    def run(self):
+        fn, args = self._call
+        try:
+            self.result = fn(*args)
+        except BaseException as error:   # reported by join_result
+            self.error = error
+
+    def join_result(self, timeout=30.0):
+        self.join(timeout)
+        if self.is_alive():
+            pytest.fail(f"{self.name} still running after {timeout} s")
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def start(fn, *args, name=None):
+    worker = Worker(fn, *args, name=name)
+    worker.start()
+    return worker

@@ -1,0 +1,55 @@
+"""Which backend is used, and the switch that chooses it."""
+
+import importlib.util
+import os
+
+import pytest
+
+import fastsync
+from fastsync._env import NO_EXTENSIONS, env_flag
+from helpers import run_python
+
+SHOW_BACKEND = """
+import fastsync
+print(fastsync.BACKEND, fastsync.Lock.__module__, fastsync.RLock.__module__, fastsync.Event.__module__)
+"""
+
+
+def default_backend():
+    """What an import with no switch must pick.  The extension may be absent
+    only in a run that asked for the fallback (e.g. the no-compiler install);
+    otherwise a missing extension is a broken build and must fail here."""
+    if env_flag(NO_EXTENSIONS) and importlib.util.find_spec("fastsync._compiled") is None:
+        return "python"
+    return "cython"
+
+
+def show_backend(switch_value):
+    env = {key: value for key, value in os.environ.items() if key != NO_EXTENSIONS}
+    if switch_value is not None:
+        env[NO_EXTENSIONS] = switch_value
+    result = run_python(SHOW_BACKEND, env=env, replace_env=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+MODULE_OF = {"cython": "fastsync._compiled", "python": "fastsync._fallback"}
+
+
+@pytest.mark.parametrize("switch_value", [None, "0", ""], ids=["unset", "0", "empty"])
+def test_compiled_backend_is_the_default(switch_value):
+    expected = default_backend()
+    assert show_backend(switch_value) == [expected] + [MODULE_OF[expected]] * 3
+
+
+@pytest.mark.parametrize("switch_value", ["1", "yes"])
+def test_no_extensions_switch_at_import(switch_value):
+    assert show_backend(switch_value) == ["python"] + [MODULE_OF["python"]] * 3
+
+
+def test_backend_attribute_matches_classes():
+    assert fastsync.BACKEND in MODULE_OF
+    for cls in (fastsync.Lock, fastsync.RLock, fastsync.Event):
+        assert cls.__module__ == MODULE_OF[fastsync.BACKEND]
+        assert isinstance(cls, type)
+    assert sorted(fastsync.__all__) == ["BACKEND", "Event", "Lock", "RLock"]

@@ -1,0 +1,427 @@
+"""Lock and RLock: behaviour shared by both, and each one's own rules."""
+
+import copy
+import pickle
+import re
+import threading
+import time
+import weakref
+
+import pytest
+
+from helpers import LINUX, start, thread_cpu_seconds, wait_until_blocked
+
+
+def hold_in_other_thread(lock):
+    """Acquire `lock` in a helper thread; returns a function that releases it."""
+    held, done = threading.Event(), threading.Event()
+
+    def holder():
+        lock.acquire()
+        held.set()
+        done.wait()
+        lock.release()
+
+    worker = start(holder)
+    assert held.wait(10)
+
+    def release():
+        done.set()
+        worker.join_result()
+
+    return release
+
+
+# ---- shared behaviour ----------------------------------------------------------
+
+def test_acquire_release_cycle(any_lock):
+    lock = any_lock()
+    assert lock.locked() is False
+    assert lock.acquire() is True
+    assert lock.locked() is True
+    assert lock.release() is None
+    assert lock.locked() is False
+
+
+def test_context_manager_returns_true_and_releases(any_lock):
+    lock = any_lock()
+    with lock as entered:
+        assert entered is True
+        assert lock.locked()
+    assert not lock.locked()
+
+
+def test_context_manager_releases_on_exception(any_lock):
+    lock = any_lock()
+    with pytest.raises(KeyError):
+        with lock:
+            raise KeyError("boom")
+    assert not lock.locked()
+    assert lock.acquire(False)
+
+
+def test_exit_accepts_any_arguments(any_lock):
+    lock = any_lock()
+    lock.acquire()
+    assert lock.__exit__(None, None, None, "extra") is None
+    assert not lock.locked()
+
+
+@pytest.mark.parametrize("call", [
+    lambda lock: lock.acquire(False),
+    lambda lock: lock.acquire(blocking=False),
+    lambda lock: lock.acquire(True, 0),
+    lambda lock: lock.acquire(timeout=0),
+    lambda lock: lock.acquire(0),
+])
+def test_try_acquire_on_held_lock_fails_at_once(any_lock, call):
+    lock = any_lock()
+    release = hold_in_other_thread(lock)
+    try:
+        started = time.monotonic()
+        assert call(lock) is False
+        assert time.monotonic() - started < 1.0
+    finally:
+        release()
+    assert call(lock) is True
+
+
+@pytest.mark.parametrize("timeout", [0.001, 0.01, 0.05, 0.2])
+def test_timed_acquire_never_returns_early(any_lock, timeout):
+    lock = any_lock()
+    release = hold_in_other_thread(lock)
+    try:
+        started = time.monotonic()
+        assert lock.acquire(timeout=timeout) is False
+        assert time.monotonic() - started >= timeout
+    finally:
+        release()
+
+
+def test_integer_timeout_is_seconds(any_lock):
+    lock = any_lock()
+    release = hold_in_other_thread(lock)
+    try:
+        started = time.monotonic()
+        assert lock.acquire(True, 1) is False
+        assert time.monotonic() - started >= 1.0
+    finally:
+        release()
+
+
+def test_blocked_acquire_wakes_on_release(any_lock):
+    lock = any_lock()
+    release = hold_in_other_thread(lock)
+    waiter = start(lambda: lock.acquire(timeout=30))
+    wait_until_blocked(waiter)
+    release()
+    assert waiter.join_result() is True
+
+
+def test_timed_acquire_succeeds_when_released_in_time(any_lock):
+    lock = any_lock()
+    release = hold_in_other_thread(lock)
+    waiter = start(lambda: lock.acquire(True, 30.0))
+    wait_until_blocked(waiter)
+    release()
+    assert waiter.join_result() is True
+
+
+def test_mutual_exclusion_under_contention(any_lock):
+    lock = any_lock()
+    inside = []
+    counter = [0]
+    rounds, threads = 2000, 4
+
+    def work(use_with):
+        for i in range(rounds):
+            if use_with:
+                with lock:
+                    inside.append(1)
+                    assert len(inside) == 1
+                    value = counter[0]
+                    if i % 50 == 0:
+                        time.sleep(0)      # invite a switch inside the section
+                    counter[0] = value + 1
+                    inside.pop()
+            else:
+                while not lock.acquire(timeout=0.5):
+                    pass
+                try:
+                    inside.append(1)
+                    assert len(inside) == 1
+                    value = counter[0]
+                    if i % 50 == 0:
+                        time.sleep(0)
+                    counter[0] = value + 1
+                    inside.pop()
+                finally:
+                    lock.release()
+
+    workers = [start(work, n % 2 == 0) for n in range(threads)]
+    for worker in workers:
+        worker.join_result(60)
+    assert counter[0] == rounds * threads
+    assert not lock.locked()
+
+
+def test_lock_handoff_loses_no_wakeups(any_lock):
+    """Two threads pass ownership back and forth through a pair of events."""
+    lock = any_lock()
+    turns = 500
+
+    def player(count):
+        for _ in range(count):
+            with lock:
+                pass
+        return count
+
+    workers = [start(player, turns) for _ in range(3)]
+    assert sum(worker.join_result(60) for worker in workers) == 3 * turns
+    assert not lock.locked()
+
+
+def test_gil_released_while_blocked(any_lock):
+    lock = any_lock()
+    release = hold_in_other_thread(lock)
+    try:
+        about_to_block = threading.Event()
+
+        def blocked():
+            about_to_block.set()
+            return lock.acquire(timeout=30)
+
+        waiter = start(blocked)
+        assert about_to_block.wait(10)
+        wait_until_blocked(waiter)
+        # If the waiter held the GIL this loop could not run at all.
+        spins, stop_at = 0, time.monotonic() + 0.2
+        while time.monotonic() < stop_at:
+            spins += 1
+        assert spins > 1000
+    finally:
+        release()
+    assert waiter.join_result() is True
+
+
+@pytest.mark.skipif(not LINUX, reason="per-thread CPU clocks are read on Linux")
+def test_blocked_waiter_burns_no_cpu(any_lock):
+    lock = any_lock()
+    release = hold_in_other_thread(lock)
+    try:
+        waiter = start(lambda: lock.acquire(timeout=30))
+        wait_until_blocked(waiter)
+        before = thread_cpu_seconds(waiter)
+        time.sleep(0.3)   # measuring an interval, not synchronising
+        assert thread_cpu_seconds(waiter) - before < 0.03
+    finally:
+        release()
+    assert waiter.join_result() is True
+
+
+def test_at_fork_reinit_frees_a_held_lock(any_lock):
+    lock = any_lock()
+    lock.acquire()
+    assert lock._at_fork_reinit() is None
+    assert not lock.locked()
+    assert lock.acquire(False)
+    lock.release()
+
+
+def test_weak_references(any_lock):
+    lock = any_lock()
+    ref = weakref.ref(lock)
+    assert ref() is lock
+    del lock
+    assert ref() is None
+
+
+@pytest.mark.parametrize("dump", [pickle.dumps, copy.copy, copy.deepcopy])
+def test_cannot_be_pickled_or_copied(any_lock, dump):
+    with pytest.raises(TypeError, match="cannot pickle"):
+        dump(any_lock())
+
+
+def test_constructor_takes_no_arguments(any_lock):
+    with pytest.raises(TypeError):
+        any_lock(1)
+    with pytest.raises(TypeError):
+        any_lock(blocking=True)
+
+
+def test_no_instance_dict(any_lock):
+    with pytest.raises(AttributeError):
+        any_lock().some_attribute = 1
+
+
+# ---- Lock only -------------------------------------------------------------------
+
+def test_lock_release_when_unlocked(Lock):
+    with pytest.raises(RuntimeError, match="^release unlocked lock$"):
+        Lock().release()
+    lock = Lock()
+    lock.acquire()
+    lock.release()
+    with pytest.raises(RuntimeError, match="^release unlocked lock$"):
+        lock.__exit__(None, None, None)
+
+
+def test_lock_is_not_reentrant(Lock):
+    lock = Lock()
+    lock.acquire()
+    assert lock.acquire(False) is False
+    assert lock.acquire(timeout=0.01) is False
+    lock.release()
+
+
+def test_lock_may_be_released_by_another_thread(Lock):
+    lock = Lock()
+    lock.acquire()
+    start(lock.release).join_result()
+    assert not lock.locked()
+
+
+def test_lock_repr(Lock):
+    lock = Lock()
+    assert re.fullmatch(r"<unlocked fastsync\.Lock object at 0x[0-9a-f]+>", repr(lock))
+    assert hex(id(lock)) in repr(lock)
+    lock.acquire()
+    assert re.fullmatch(r"<locked fastsync\.Lock object at 0x[0-9a-f]+>", repr(lock))
+
+
+def test_lock_cannot_be_subclassed(Lock):
+    # threading.Lock can't be either.
+    with pytest.raises(TypeError):
+        type("MyLock", (Lock,), {})
+
+
+def test_lock_class_identity(Lock):
+    assert isinstance(Lock, type)
+    assert type(Lock()) is Lock
+    assert Lock.__name__ == "Lock"
+
+
+# ---- RLock only ------------------------------------------------------------------
+
+def test_rlock_recursion(RLock):
+    lock = RLock()
+    for depth in range(1, 6):
+        assert lock.acquire() is True
+        assert lock._recursion_count() == depth
+    for depth in range(4, -1, -1):
+        lock.release()
+        assert lock._recursion_count() == depth
+    assert not lock.locked()
+    with pytest.raises(RuntimeError, match="^cannot release un-acquired lock$"):
+        lock.release()
+
+
+def test_rlock_nested_with(RLock):
+    lock = RLock()
+    with lock:
+        with lock:
+            assert lock._recursion_count() == 2
+        assert lock._is_owned()
+    assert not lock._is_owned() and not lock.locked()
+
+
+def test_rlock_only_owner_may_release(RLock):
+    lock = RLock()
+    lock.acquire()
+
+    def foreign_release():
+        with pytest.raises(RuntimeError, match="^cannot release un-acquired lock$"):
+            lock.release()
+        with pytest.raises(RuntimeError, match="^cannot release un-acquired lock$"):
+            lock.__exit__(None, None, None)
+        return lock._is_owned(), lock._recursion_count(), lock.locked()
+
+    assert start(foreign_release).join_result() == (False, 0, True)
+    assert lock._is_owned()
+    lock.release()
+
+
+def test_rlock_other_thread_blocks_until_fully_released(RLock):
+    lock = RLock()
+    lock.acquire()
+    lock.acquire()
+    waiter = start(lambda: lock.acquire(timeout=30))
+    wait_until_blocked(waiter)
+    lock.release()
+    assert waiter.is_alive()
+    lock.release()
+    assert waiter.join_result() is True
+
+
+def test_rlock_release_save_and_acquire_restore(RLock):
+    lock = RLock()
+    lock.acquire()
+    lock.acquire()
+    state = lock._release_save()
+    assert state == (2, threading.get_ident())
+    assert not lock.locked() and not lock._is_owned()
+    # Another thread can take it while it is "saved".
+    assert start(lambda: (lock.acquire(), lock.release())).join_result() == (True, None)
+    assert lock._acquire_restore(state) is None
+    assert lock._is_owned() and lock._recursion_count() == 2
+    lock.release()
+    lock.release()
+    assert not lock.locked()
+
+
+def test_rlock_release_save_unheld(RLock):
+    with pytest.raises(RuntimeError, match="^cannot release un-acquired lock$"):
+        RLock()._release_save()
+
+
+@pytest.mark.parametrize("state", [5, None, (1,), (1, 2, 3), ("a", "b")])
+def test_rlock_acquire_restore_bad_state(RLock, state):
+    lock = RLock()
+    with pytest.raises(TypeError):
+        lock._acquire_restore(state)
+    assert not lock.locked()
+
+
+def test_rlock_repr(RLock):
+    lock = RLock()
+    assert re.fullmatch(
+        r"<unlocked fastsync\.RLock object owner=0 count=0 at 0x[0-9a-f]+>", repr(lock))
+    lock.acquire()
+    lock.acquire()
+    me = threading.get_ident()
+    assert re.fullmatch(
+        rf"<locked fastsync\.RLock object owner={me} count=2 at 0x[0-9a-f]+>", repr(lock))
+    assert hex(id(lock)) in repr(lock)
+
+
+def test_rlock_locked_seen_from_other_thread(RLock):
+    lock = RLock()
+    lock.acquire()
+    assert start(lock.locked).join_result() is True
+    assert start(lock._is_owned).join_result() is False
+    lock.release()
+    assert start(lock.locked).join_result() is False
+
+
+def test_rlock_subclass(RLock):
+    class Tracked(RLock):
+        def __init__(self):
+            super().__init__()
+            self.acquisitions = 0
+
+        def acquire(self, blocking=True, timeout=-1):
+            self.acquisitions += 1
+            return super().acquire(blocking, timeout)
+
+    lock = Tracked()
+    assert lock.acquire() is True
+    assert lock.acquisitions == 1
+    assert re.fullmatch(r"<locked .*Tracked object owner=\d+ count=1 at 0x[0-9a-f]+>", repr(lock))
+    lock.release()
+    assert isinstance(lock, RLock)
+    assert not lock.locked()
+
+
+def test_rlock_class_identity(RLock):
+    assert isinstance(RLock, type)
+    assert type(RLock()) is RLock

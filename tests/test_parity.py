@@ -1,0 +1,164 @@
+"""Same call, same answer: fastsync against the running Python's threading.
+
+Exceptions must have the same type, and the same message wherever threading's
+message is fixed text (for wrong argument counts only the type is compared:
+those messages name the function differently)."""
+
+import decimal
+import fractions
+import inspect
+import threading
+
+import pytest
+
+TIMEOUT_ARGS = [
+    ((), {}),
+    ((False,), {}),
+    ((True, -1), {}),
+    ((True, -1.0), {}),
+    ((True, 0), {}),
+    ((True, 0.001), {}),
+    ((True, True), {}),
+    ((False, 1), {}),
+    ((False, 0), {}),
+    ((False, -1.0), {}),
+    ((0, -1), {}),
+    ((True, -2), {}),
+    ((True, -0.5), {}),
+    ((True, -1e-10), {}),
+    ((True, -0.9999999999), {}),
+    ((), {"timeout": float("nan")}),
+    ((), {"timeout": float("inf")}),
+    ((), {"timeout": float("-inf")}),
+    ((), {"timeout": 1e300}),
+    ((), {"timeout": 1e10}),
+    ((), {"timeout": 2**70}),
+    ((), {"timeout": -(2**70)}),
+    ((), {"timeout": threading.TIMEOUT_MAX}),
+    ((), {"timeout": "1"}),
+    ((), {"timeout": None}),
+    ((), {"timeout": [1]}),
+    ((), {"timeout": decimal.Decimal(1)}),
+    ((), {"timeout": decimal.Decimal(-1)}),
+    ((), {"timeout": fractions.Fraction(1, 2)}),
+    (("x",), {}),
+    ((None,), {}),
+    ((2.5,), {}),
+    (([],), {}),
+    ((2**40,), {}),
+    ((-(2**40),), {}),
+    ((1, 2, 3), {}),
+    ((), {"foo": 1}),
+    ((), {"blocking": False, "timeout": 3}),
+]
+
+
+def outcome(call):
+    """('ok', result) or (exception type, message)."""
+    try:
+        return "ok", call()
+    except Exception as error:   # noqa: BLE001 - comparing whatever is raised
+        return type(error), str(error)
+
+
+def same(expected, got):
+    if expected == got:
+        return True
+    kind, message = expected
+    # "acquire() takes at most 2 arguments" vs "Lock.acquire() takes ...".
+    return kind is TypeError and got[0] is TypeError and ("argument" in message)
+
+
+def acquire_outcome(factory, args, kwargs):
+    lock = factory()
+    result = outcome(lambda: lock.acquire(*args, **kwargs))
+    if result == ("ok", True):
+        lock.release()
+    return result
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")   # 3.9 warns for Decimal
+@pytest.mark.parametrize("args,kwargs", TIMEOUT_ARGS, ids=repr)
+@pytest.mark.parametrize("kind", ["Lock", "RLock"])
+def test_acquire_arguments_like_threading(backend, kind, args, kwargs):
+    expected = acquire_outcome(getattr(threading, kind), args, kwargs)
+    got = acquire_outcome(getattr(backend, kind), args, kwargs)
+    assert same(expected, got), (expected, got)
+
+
+EVENT_TIMEOUTS = [None, 0, 0.0, -1, -5.5, 0.001, True, False, float("nan"), float("-inf"),
+                  float("inf"), 1e300, 2**70, "x", [1], decimal.Decimal("0.001"), fractions.Fraction(1, 1000)]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("timeout", EVENT_TIMEOUTS, ids=repr)
+@pytest.mark.parametrize("flag", [True, False], ids=["set", "clear"])
+def test_event_wait_arguments_like_threading(backend, timeout, flag):
+    if timeout is None and not flag:
+        timeout = 0.001   # None would wait forever on both; the wake-up tests cover it
+    def wait(event):
+        if flag:
+            event.set()
+        return outcome(lambda: event.wait(timeout))
+    assert wait(backend.Event()) == wait(threading.Event())
+
+
+def test_timeout_max_is_the_limit(any_lock):
+    lock = any_lock()
+    assert lock.acquire(timeout=threading.TIMEOUT_MAX) is True
+    lock.release()
+    with pytest.raises(OverflowError):
+        lock.acquire(timeout=threading.TIMEOUT_MAX * 2)
+
+
+PUBLIC_METHODS = {
+    "Lock": ["acquire", "release", "locked", "__enter__", "__exit__", "_at_fork_reinit"],
+    "RLock": ["acquire", "release", "locked", "__enter__", "__exit__", "_at_fork_reinit",
+              "_is_owned", "_release_save", "_acquire_restore", "_recursion_count"],
+    "Event": ["is_set", "isSet", "set", "clear", "wait", "_at_fork_reinit"],
+}
+
+
+@pytest.mark.parametrize("kind", sorted(PUBLIC_METHODS))
+def test_has_threading_methods(backend, kind):
+    instance = getattr(backend, kind)()
+    reference = getattr(threading, kind)()
+    for name in PUBLIC_METHODS[kind]:
+        assert callable(getattr(instance, name)), name
+    # Everything threading's object offers (3.9's aliases such as
+    # acquire_lock excepted), fastsync's offers too.
+    ignored = {"acquire_lock", "release_lock", "locked_lock", "_cond", "_flag", "_reset_internal_locks"}
+    missing = {name for name in dir(reference) if not name.startswith("__")} - set(dir(instance)) - ignored
+    assert not missing
+
+
+def _signature(function):
+    try:
+        return inspect.signature(function)
+    except (TypeError, ValueError):
+        return None
+
+
+@pytest.mark.parametrize("kind", sorted(PUBLIC_METHODS))
+def test_backends_expose_same_names_and_signatures(kind):
+    import fastsync._compiled as compiled
+    import fastsync._fallback as fallback
+
+    assert sorted(compiled.__all__ if hasattr(compiled, "__all__") else ["Event", "Lock", "RLock"]) \
+        == sorted(fallback.__all__)
+    compiled_class, fallback_class = getattr(compiled, kind), getattr(fallback, kind)
+    hooks = set(PUBLIC_METHODS[kind])
+    public = lambda cls: {n for n in dir(cls) if not n.startswith("_") or n in hooks}
+    assert public(compiled_class) == public(fallback_class)
+    for name in PUBLIC_METHODS[kind]:
+        compiled_sig = _signature(getattr(compiled_class, name))
+        assert compiled_sig is not None, f"compiled {kind}.{name} has no signature"
+        fallback_sig = _signature(getattr(fallback_class, name))
+        if fallback_sig is None:
+            # The fallback RLock reuses _thread.RLock's C methods, which have
+            # no signature before 3.13; they are threading's own methods.
+            assert kind == "RLock" and getattr(fallback_class, name) is getattr(threading._CRLock, name)
+            continue
+        # Skip `self`: positional-only in C, positional-or-keyword in Python.
+        params = lambda sig: [(p.name, p.kind, p.default) for p in list(sig.parameters.values())[1:]]
+        assert params(compiled_sig) == params(fallback_sig), name
