@@ -106,3 +106,124 @@ fs_result fs_event_wait_until(fs_event *event, uint32_t observed_state,
             return FS_INTERRUPTED;
     }
 }
+
+/* ---- Semaphore ---- */
+
+void fs_semaphore_wake(fs_semaphore *sem, uint64_t released)
+{
+    fs_fetch_add_u32(&sem->sequence, 1);
+    if (released == 1)
+        fs_wake_one(&sem->sequence);
+    else
+        fs_wake_all(&sem->sequence);
+}
+
+fs_result fs_semaphore_acquire_until(fs_semaphore *sem, int64_t deadline_ns)
+{
+    fs_result result = FS_TIMED_OUT;
+    fs_fetch_add_u32(&sem->sleepers, 1);
+    for (;;) {
+        uint32_t sequence = fs_load_u32(&sem->sequence);
+        fs_wait_result waited;
+        if (fs_semaphore_try_acquire(sem)) {
+            result = FS_ACQUIRED;
+            break;
+        }
+        waited = fs_wait(&sem->sequence, sequence, deadline_ns);
+        if (waited == FS_WAIT_INTERRUPTED) {
+            result = FS_INTERRUPTED;
+            break;
+        }
+        if (waited == FS_WAIT_TIMED_OUT) {
+            result = fs_semaphore_try_acquire(sem) ? FS_ACQUIRED : FS_TIMED_OUT;
+            break;
+        }
+    }
+    fs_fetch_add_u32(&sem->sleepers, (uint32_t)-1);
+    return result;
+}
+
+/* ---- Condition waiter queue ---- */
+
+/* The queue lock guards a few pointer moves; a signal must not abandon them. */
+static void cond_lock(fs_cond *cond)
+{
+    while (!fs_lock_try_acquire(&cond->guard))
+        fs_lock_acquire_until(&cond->guard, FS_NO_DEADLINE);
+}
+
+void fs_cond_enqueue(fs_cond *cond, fs_cond_waiter *waiter)
+{
+    fs_store_u32(&waiter->notified, 0);
+    waiter->next = NULL;
+    cond_lock(cond);
+    waiter->prev = cond->tail;
+    if (cond->tail)
+        cond->tail->next = waiter;
+    else
+        cond->head = waiter;
+    cond->tail = waiter;
+    cond->length++;
+    fs_lock_release(&cond->guard);
+}
+
+static void cond_unlink(fs_cond *cond, fs_cond_waiter *waiter)
+{
+    if (waiter->prev) waiter->prev->next = waiter->next; else cond->head = waiter->next;
+    if (waiter->next) waiter->next->prev = waiter->prev; else cond->tail = waiter->prev;
+    waiter->next = waiter->prev = NULL;
+    cond->length--;
+}
+
+uint64_t fs_cond_length(fs_cond *cond)
+{
+    uint64_t length;
+    cond_lock(cond);
+    length = cond->length;
+    fs_lock_release(&cond->guard);
+    return length;
+}
+
+int fs_cond_dequeue(fs_cond *cond, fs_cond_waiter *waiter)
+{
+    int notified;
+    cond_lock(cond);
+    notified = fs_load_u32(&waiter->notified) != 0;
+    if (!notified)
+        cond_unlink(cond, waiter);
+    fs_lock_release(&cond->guard);
+    return notified;
+}
+
+uint64_t fs_cond_notify(fs_cond *cond, uint64_t n)
+{
+    uint64_t woken = 0;
+    cond_lock(cond);
+    while (woken < n && cond->head) {
+        fs_cond_waiter *waiter = cond->head;
+        cond_unlink(cond, waiter);
+        /* The waiter can't return before it takes the queue lock we hold,
+         * so its memory is still valid for the wake. */
+        fs_store_u32(&waiter->notified, 1);
+        fs_wake_one(&waiter->notified);
+        woken++;
+    }
+    fs_lock_release(&cond->guard);
+    return woken;
+}
+
+fs_result fs_cond_wait_notified(fs_cond_waiter *waiter, int64_t deadline_ns)
+{
+    for (;;) {
+        fs_wait_result waited;
+        if (fs_load_u32(&waiter->notified))
+            return FS_ACQUIRED;
+        waited = fs_wait(&waiter->notified, 0, deadline_ns);
+        if (fs_load_u32(&waiter->notified))
+            return FS_ACQUIRED;
+        if (waited == FS_WAIT_TIMED_OUT)
+            return FS_TIMED_OUT;
+        if (waited == FS_WAIT_INTERRUPTED)
+            return FS_INTERRUPTED;
+    }
+}

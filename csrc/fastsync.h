@@ -13,8 +13,9 @@
 #ifndef FASTSYNC_H
 #define FASTSYNC_H
 
-#include <stdint.h>
 #include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
 #include "fs_atomic.h"
 
 #ifdef __cplusplus
@@ -157,6 +158,90 @@ static inline void fs_event_clear(fs_event *event)
 /* Keeps the flag, forgets waiters: for the child after fork(). */
 static inline void fs_event_reinit_after_fork(fs_event *event)
 { fs_event_init(event, fs_event_is_set(event)); }
+
+/* ---- Semaphore -----------------------------------------------------------
+ * A 64-bit counter, the number of threads that may be sleeping, and a
+ * sequence word they sleep on.  A waiter registers itself before its last look
+ * at the counter and a releaser looks for waiters after adding to it, so one of
+ * the two always sees the other (sequentially consistent atomics). */
+typedef struct {
+    fs_atomic_u64 count;
+    fs_atomic_u32 sleepers;
+    fs_atomic_u32 sequence;
+} fs_semaphore;
+
+fs_result fs_semaphore_acquire_until(fs_semaphore *sem, int64_t deadline_ns);
+void fs_semaphore_wake(fs_semaphore *sem, uint64_t released);
+
+static inline void fs_semaphore_init(fs_semaphore *sem, uint64_t value)
+{
+    fs_store_u64(&sem->count, value);
+    fs_store_u32(&sem->sleepers, 0);
+    fs_store_u32(&sem->sequence, 0);
+}
+
+static inline uint64_t fs_semaphore_value(const fs_semaphore *sem)
+{ return fs_load_u64(&sem->count); }
+
+static inline int fs_semaphore_try_acquire(fs_semaphore *sem)
+{
+    uint64_t count = fs_load_u64(&sem->count);
+    while (count > 0) {
+        if (fs_cas_u64(&sem->count, &count, count - 1))
+            return 1;
+    }
+    return 0;
+}
+
+/* Adds n unless the count would pass `limit`; returns 0 (and changes
+ * nothing) in that case.  Pass UINT64_MAX for an unbounded semaphore. */
+static inline int fs_semaphore_release(fs_semaphore *sem, uint64_t n, uint64_t limit)
+{
+    uint64_t count = fs_load_u64(&sem->count);
+    do {
+        if (n > limit || count > limit - n)
+            return 0;
+    } while (!fs_cas_u64(&sem->count, &count, count + n));
+    if (fs_load_u32(&sem->sleepers) != 0)
+        fs_semaphore_wake(sem, n);
+    return 1;
+}
+
+/* ---- Condition waiter queue ----------------------------------------------
+ * A FIFO of waiters, each with its own word to sleep on, so notify(n) wakes
+ * exactly the n longest waiting threads and a late arrival can't steal a
+ * wake-up meant for an earlier one.  The queue has its own small lock, so it
+ * stays consistent even if callers misuse the condition's lock. */
+typedef struct fs_cond_waiter {
+    fs_atomic_u32 notified;
+    struct fs_cond_waiter *next;
+    struct fs_cond_waiter *prev;
+} fs_cond_waiter;
+
+typedef struct {
+    fs_lock guard;
+    fs_cond_waiter *head;
+    fs_cond_waiter *tail;
+    uint64_t length;
+} fs_cond;
+
+static inline void fs_cond_init(fs_cond *cond)
+{
+    fs_lock_init(&cond->guard);
+    cond->head = cond->tail = NULL;
+    cond->length = 0;
+}
+
+/* How many threads wait (for repr; may be stale by the time it's used). */
+uint64_t fs_cond_length(fs_cond *cond);
+
+void fs_cond_enqueue(fs_cond *cond, fs_cond_waiter *waiter);
+/* Takes the waiter off the queue unless a notify did; returns notified. */
+int fs_cond_dequeue(fs_cond *cond, fs_cond_waiter *waiter);
+/* Wakes up to n waiters, oldest first; returns how many. */
+uint64_t fs_cond_notify(fs_cond *cond, uint64_t n);
+/* Sleeps until notified, the deadline, or a signal (queue lock not held). */
+fs_result fs_cond_wait_notified(fs_cond_waiter *waiter, int64_t deadline_ns);
 
 #ifdef __cplusplus
 }

@@ -12,6 +12,7 @@
 
 typedef struct { volatile uint32_t value; } fs_atomic_u32;
 typedef struct { volatile uintptr_t value; } fs_atomic_uptr;
+typedef struct { volatile uint64_t value; } fs_atomic_u64;
 
 #if defined(__GNUC__) || defined(__clang__)
 
@@ -25,6 +26,15 @@ static inline uint32_t fs_exchange_u32(fs_atomic_u32 *a, uint32_t v)
 static inline int fs_cas_u32(fs_atomic_u32 *a, uint32_t *expected, uint32_t desired)
 { return __atomic_compare_exchange_n(&a->value, expected, desired, 0,
                                      __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE); }
+static inline uint32_t fs_fetch_add_u32(fs_atomic_u32 *a, uint32_t v)
+{ return __atomic_fetch_add(&a->value, v, __ATOMIC_SEQ_CST); }
+static inline uint64_t fs_load_u64(const fs_atomic_u64 *a)
+{ return __atomic_load_n(&a->value, __ATOMIC_SEQ_CST); }
+static inline void fs_store_u64(fs_atomic_u64 *a, uint64_t v)
+{ __atomic_store_n(&a->value, v, __ATOMIC_SEQ_CST); }
+static inline int fs_cas_u64(fs_atomic_u64 *a, uint64_t *expected, uint64_t desired)
+{ return __atomic_compare_exchange_n(&a->value, expected, desired, 0,
+                                     __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); }
 static inline uintptr_t fs_load_uptr_relaxed(const fs_atomic_uptr *a)
 { return __atomic_load_n(&a->value, __ATOMIC_RELAXED); }
 static inline void fs_store_uptr_relaxed(fs_atomic_uptr *a, uintptr_t v)
@@ -45,6 +55,20 @@ static inline int fs_cas_u32(fs_atomic_u32 *a, uint32_t *expected, uint32_t desi
 {
     uint32_t seen = (uint32_t)_InterlockedCompareExchange(
         (volatile long *)&a->value, (long)desired, (long)*expected);
+    if (seen == *expected) return 1;
+    *expected = seen;
+    return 0;
+}
+static inline uint32_t fs_fetch_add_u32(fs_atomic_u32 *a, uint32_t v)
+{ return (uint32_t)_InterlockedExchangeAdd((volatile long *)&a->value, (long)v); }
+static inline uint64_t fs_load_u64(const fs_atomic_u64 *a)
+{ return (uint64_t)_InterlockedOr64((volatile __int64 *)&a->value, 0); }
+static inline void fs_store_u64(fs_atomic_u64 *a, uint64_t v)
+{ _InterlockedExchange64((volatile __int64 *)&a->value, (__int64)v); }
+static inline int fs_cas_u64(fs_atomic_u64 *a, uint64_t *expected, uint64_t desired)
+{
+    uint64_t seen = (uint64_t)_InterlockedCompareExchange64(
+        (volatile __int64 *)&a->value, (__int64)desired, (__int64)*expected);
     if (seen == *expected) return 1;
     *expected = seen;
     return 0;

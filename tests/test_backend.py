@@ -52,4 +52,6 @@ def test_backend_attribute_matches_classes():
     for cls in (fastsync.Lock, fastsync.RLock, fastsync.Event):
         assert cls.__module__ == MODULE_OF[fastsync.BACKEND]
         assert isinstance(cls, type)
-    assert sorted(fastsync.__all__) == ["BACKEND", "Event", "Lock", "RLock"]
+    assert set(fastsync.__all__) >= {"BACKEND", "Barrier", "BoundedSemaphore", "BrokenBarrierError",
+                                     "Condition", "Event", "Lock", "RLock", "Semaphore",
+                                     "patch", "patched", "unpatch"}

@@ -1,5 +1,8 @@
-"""threading.Condition over fastsync's locks: the hooks it relies on work."""
+"""Condition: fastsync's own and threading's, over fastsync's locks and a
+foreign (threading) lock.  Both must behave the same."""
 
+import re
+import sys
 import threading
 import time
 
@@ -8,9 +11,16 @@ import pytest
 from helpers import start, wait_until_blocked
 
 
-@pytest.fixture
-def condition(any_lock):
-    return threading.Condition(any_lock())
+@pytest.fixture(params=["threading.Condition", "fastsync.Condition"])
+def make_condition(request, backend):
+    return threading.Condition if request.param == "threading.Condition" else backend.Condition
+
+
+@pytest.fixture(params=["Lock", "RLock", "foreign Lock", "foreign RLock"])
+def condition(request, backend, make_condition):
+    kind = request.param
+    lock = getattr(threading, kind.split()[1])() if kind.startswith("foreign") else getattr(backend, kind)()
+    return make_condition(lock)
 
 
 def test_notify_wakes_one_waiter(condition):
@@ -67,9 +77,9 @@ def test_wait_requires_the_lock(condition):
         condition.notify()
 
 
-def test_rlock_condition_restores_recursion(RLock):
+def test_rlock_condition_restores_recursion(RLock, make_condition):
     lock = RLock()
-    condition = threading.Condition(lock)
+    condition = make_condition(lock)
     with condition:
         with condition:
             assert lock._recursion_count() == 2
@@ -81,7 +91,7 @@ def test_rlock_condition_restores_recursion(RLock):
     assert not lock.locked()
 
 
-def test_condition_uses_the_rlock_hooks(RLock):
+def test_threading_condition_uses_the_rlock_hooks(RLock):
     condition = threading.Condition(RLock())
     # Condition binds the lock's own hooks when the lock has them.
     assert condition._is_owned.__name__ == "_is_owned"
@@ -109,3 +119,119 @@ def test_producer_consumer(condition):
             produced.append(n)
             condition.notify()
     assert worker.join_result(60) == total
+
+
+# ---- fastsync.Condition's own promises -------------------------------------------
+
+@pytest.fixture
+def native_condition(backend):
+    return backend.Condition
+
+
+def test_default_lock_is_fastsync_rlock(native_condition, backend):
+    condition = native_condition()
+    assert type(condition._lock) is backend.RLock
+    with condition:
+        with condition:          # reentrant
+            assert condition._is_owned()
+
+
+def test_notify_n_wakes_at_most_n_oldest_first(native_condition, backend):
+    condition = native_condition(backend.Lock())
+    order = []
+
+    def waiter(n):
+        with condition:
+            if condition.wait(30):
+                order.append(n)
+
+    workers = []
+    for n in range(5):
+        workers.append(start(waiter, n))
+        wait_until_blocked(workers[-1])
+    with condition:
+        condition.notify(2)
+    for worker in workers[:2]:
+        worker.join_result()
+    assert sorted(order) == [0, 1]
+    assert all(w.is_alive() for w in workers[2:])
+    with condition:
+        condition.notify(10)
+    for worker in workers:
+        worker.join_result()
+    assert sorted(order) == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("n", [0, -1, 0.5, 1.5, 2**70])
+def test_notify_counts_like_threading(native_condition, backend, n):
+    """threading decrements n once per woken waiter, whatever its type."""
+    condition = native_condition(backend.Lock())
+    woken = []
+
+    def waiter():
+        with condition:
+            woken.append(condition.wait(30))
+
+    workers = [start(waiter) for _ in range(3)]
+    for worker in workers:
+        wait_until_blocked(worker)
+    with condition:
+        condition.notify(n)
+    expected = 0
+    while n > 0 and expected < 3:
+        expected, n = expected + 1, n - 1
+    for worker in workers[:expected]:
+        worker.join_result()
+    deadline = time.monotonic() + 30
+    while len(woken) < expected and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert len(woken) == expected
+    with condition:
+        condition.notify_all()
+    for worker in workers:
+        worker.join_result()
+
+
+def test_notifyAll_alias(native_condition):
+    condition = native_condition()
+    with condition:
+        if sys.version_info >= (3, 10):
+            with pytest.warns(DeprecationWarning, match="notifyAll"):
+                condition.notifyAll()
+        else:
+            condition.notifyAll()
+
+
+def test_repr(native_condition, backend):
+    condition = native_condition(backend.Lock())
+    assert re.fullmatch(r"<Condition\(<unlocked fastsync\.Lock object at 0x[0-9a-f]+>, 0\)>", repr(condition))
+    waiter = start(lambda: (condition.acquire(), condition.wait(30), condition.release()))
+    wait_until_blocked(waiter)
+    assert repr(condition).endswith(", 1)>")
+    with condition:
+        condition.notify()
+    waiter.join_result()
+
+
+def test_wait_timeout_errors_like_threading(native_condition, backend):
+    condition = native_condition(backend.Lock())
+    reference = threading.Condition(threading.Lock())
+    for timeout in (float("nan"), -1, 0, 1e300, "x"):
+        outcomes = []
+        for cond in (reference, condition):
+            with cond:
+                try:
+                    outcomes.append(("ok", cond.wait(timeout)))
+                except Exception as error:   # comparing what is raised
+                    outcomes.append((type(error), str(error)))
+                assert cond._is_owned()
+        assert outcomes[0] == outcomes[1], timeout
+
+
+def test_at_fork_reinit(native_condition):
+    condition = native_condition()
+    condition.acquire()
+    condition._at_fork_reinit()
+    assert not condition._is_owned()
+    with condition:
+        assert condition.wait(0) is False

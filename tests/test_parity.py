@@ -116,18 +116,30 @@ PUBLIC_METHODS = {
     "RLock": ["acquire", "release", "locked", "__enter__", "__exit__", "_at_fork_reinit",
               "_is_owned", "_release_save", "_acquire_restore", "_recursion_count"],
     "Event": ["is_set", "isSet", "set", "clear", "wait", "_at_fork_reinit"],
+    "Condition": ["acquire", "release", "__enter__", "__exit__", "wait", "wait_for", "notify",
+                  "notify_all", "notifyAll", "_is_owned", "_release_save", "_acquire_restore",
+                  "_at_fork_reinit"],
+    "Semaphore": ["acquire", "release", "__enter__", "__exit__"],
+    "BoundedSemaphore": ["acquire", "release", "__enter__", "__exit__"],
+    "Barrier": ["wait", "reset", "abort"],
 }
+MAKE = {"Semaphore": lambda cls: cls(1), "BoundedSemaphore": lambda cls: cls(1),
+        "Barrier": lambda cls: cls(2)}
 
 
 @pytest.mark.parametrize("kind", sorted(PUBLIC_METHODS))
 def test_has_threading_methods(backend, kind):
-    instance = getattr(backend, kind)()
-    reference = getattr(threading, kind)()
+    make = MAKE.get(kind, lambda cls: cls())
+    instance = make(getattr(backend, kind))
+    reference = make(getattr(threading, kind))
     for name in PUBLIC_METHODS[kind]:
         assert callable(getattr(instance, name)), name
     # Everything threading's object offers (3.9's aliases such as
     # acquire_lock excepted), fastsync's offers too.
-    ignored = {"acquire_lock", "release_lock", "locked_lock", "_cond", "_flag", "_reset_internal_locks"}
+    ignored = {"acquire_lock", "release_lock", "locked_lock", "_cond", "_flag", "_reset_internal_locks",
+               "_waiters",
+               # threading.Barrier's internal steps
+               "_enter", "_exit", "_release", "_wait", "_break"}
     missing = {name for name in dir(reference) if not name.startswith("__")} - set(dir(instance)) - ignored
     assert not missing
 
@@ -144,13 +156,15 @@ def test_backends_expose_same_names_and_signatures(kind):
     import fastsync._compiled as compiled
     import fastsync._fallback as fallback
 
-    assert sorted(compiled.__all__ if hasattr(compiled, "__all__") else ["Event", "Lock", "RLock"]) \
-        == sorted(fallback.__all__)
+    assert sorted(compiled.__all__) == sorted(fallback.__all__)
     compiled_class, fallback_class = getattr(compiled, kind), getattr(fallback, kind)
     hooks = set(PUBLIC_METHODS[kind])
     public = lambda cls: {n for n in dir(cls) if not n.startswith("_") or n in hooks}
-    assert public(compiled_class) == public(fallback_class)
+    make = MAKE.get(kind, lambda cls: cls())
+    assert public(make(compiled_class)) == public(make(fallback_class))
     for name in PUBLIC_METHODS[kind]:
+        if kind == "Condition" and name in ("acquire", "release"):
+            continue   # threading binds the lock's own methods; their signature is the lock's
         compiled_sig = _signature(getattr(compiled_class, name))
         assert compiled_sig is not None, f"compiled {kind}.{name} has no signature"
         fallback_sig = _signature(getattr(fallback_class, name))

@@ -5,9 +5,10 @@ import sys
 # The public name of every class is fastsync.X, whichever module defines it.
 _INTERNAL_MODULES = frozenset({"fastsync._compiled", "fastsync._fallback"})
 
-# threading.Event.isSet() warns from 3.10 on.
+# threading.Event.isSet() and Condition.notifyAll() warn from 3.10 on.
 ISSET_WARNS = sys.version_info >= (3, 10)
 ISSET_WARNING = "isSet() is deprecated, use is_set() instead"
+NOTIFYALL_WARNING = "notifyAll() is deprecated, use notify_all() instead"
 
 
 def type_name(obj):

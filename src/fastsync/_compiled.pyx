@@ -18,14 +18,15 @@ from cpython.exc cimport PyErr_CheckSignals
 from cpython.float cimport PyFloat_Check, PyFloat_AS_DOUBLE
 from cpython.long cimport PyLong_Check, PyLong_AsLongLongAndOverflow
 from libc.math cimport ceil, floor, isnan
-from libc.stdint cimport int64_t, uint32_t, uintptr_t
+from libc.stdint cimport UINT64_MAX, int64_t, uint32_t, uint64_t, uintptr_t
 
 import _thread
 import os
 import sys
 import warnings
 
-from fastsync._common import ISSET_WARNING, ISSET_WARNS, cannot_pickle, type_name
+from fastsync._barrier import BrokenBarrierError, make_barrier_class
+from fastsync._common import ISSET_WARNING, ISSET_WARNS, NOTIFYALL_WARNING, cannot_pickle, type_name
 
 cdef extern from "pythread.h":
     unsigned long PyThread_get_thread_ident() nogil
@@ -78,8 +79,27 @@ cdef extern from "fastsync.h" nogil:
                                   int64_t deadline_ns)
     void fs_event_reinit_after_fork(fs_event *event)
 
+    ctypedef struct fs_semaphore:
+        pass
+    void fs_semaphore_init(fs_semaphore *sem, uint64_t value)
+    bint fs_semaphore_try_acquire(fs_semaphore *sem)
+    bint fs_semaphore_release(fs_semaphore *sem, uint64_t n, uint64_t limit)
+    fs_result fs_semaphore_acquire_until(fs_semaphore *sem, int64_t deadline_ns)
+    uint64_t fs_semaphore_value(const fs_semaphore *sem)
 
-__all__ = ["Event", "Lock", "RLock"]
+    ctypedef struct fs_cond_waiter:
+        pass
+    ctypedef struct fs_cond:
+        pass
+    void fs_cond_init(fs_cond *cond)
+    void fs_cond_enqueue(fs_cond *cond, fs_cond_waiter *waiter)
+    bint fs_cond_dequeue(fs_cond *cond, fs_cond_waiter *waiter)
+    uint64_t fs_cond_notify(fs_cond *cond, uint64_t n)
+    uint64_t fs_cond_length(fs_cond *cond)
+    fs_result fs_cond_wait_notified(fs_cond_waiter *waiter, int64_t deadline_ns)
+
+
+__all__ = ["Barrier", "BoundedSemaphore", "Condition", "Event", "Lock", "RLock", "Semaphore"]
 
 WAIT_BACKEND = FS_WAIT_BACKEND_NAME.decode("ascii")
 
@@ -440,6 +460,325 @@ def _after_fork_in_child():
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+# ---------------------------------------------------------------------------
+# Semaphore and BoundedSemaphore
+
+cdef bint semaphore_acquire_blocking(fs_semaphore *sem, int64_t timeout_ns) except -1:
+    cdef int64_t deadline = deadline_for(timeout_ns)
+    cdef fs_result result
+    while True:
+        with nogil:
+            result = fs_semaphore_acquire_until(sem, deadline)
+        if result != FS_INTERRUPTED:
+            return result == FS_ACQUIRED
+        PyErr_CheckSignals()
+
+
+_monotonic = __import__("time").monotonic
+
+
+cdef class Semaphore:
+    """A counter of available slots, like threading.Semaphore."""
+
+    cdef fs_semaphore _sem
+    cdef uint64_t _limit      # the most release() may bring the count to
+    cdef object __weakref__
+
+    def __init__(self, value=1):
+        if value < 0:
+            raise ValueError("semaphore initial value must be >= 0")
+        fs_semaphore_init(&self._sem, _index(value))
+        self._limit = UINT64_MAX
+
+    def acquire(self, blocking=True, timeout=None):
+        """Take a slot, waiting for one unless blocking is false.
+
+        Returns True if a slot was taken, False if not (timeout in seconds)."""
+        cdef int64_t timeout_ns = -1
+        if not blocking and timeout is not None:
+            raise ValueError("can't specify timeout for non-blocking acquire")
+        if fs_semaphore_try_acquire(&self._sem):
+            return True
+        if not blocking:
+            return False
+        if timeout is not None:
+            _monotonic() + timeout          # threading's TypeError for non-numbers
+            if not timeout > 0:             # negative, zero or NaN: don't wait
+                return fs_semaphore_try_acquire(&self._sem)
+            timeout_ns = acquire_timeout_ns(True, timeout)
+        return semaphore_acquire_blocking(&self._sem, timeout_ns)
+
+    def __enter__(self, blocking=True, timeout=None):
+        # threading's Semaphore.__enter__ is its acquire, arguments and all.
+        if blocking is True and timeout is None:
+            if not fs_semaphore_try_acquire(&self._sem):
+                semaphore_acquire_blocking(&self._sem, -1)
+            return True
+        return self.acquire(blocking, timeout)
+
+    def release(self, n=1):
+        """Return n slots, waking as many waiting threads."""
+        if n < 1:
+            raise ValueError("n must be one or more")
+        self._release(_index(n))
+
+    def __exit__(self, *exc_info):
+        self._release(1)
+
+    @cython.final
+    cdef int _release(self, uint64_t n) except -1:
+        if not fs_semaphore_release(&self._sem, n, self._limit):
+            if self._limit != UINT64_MAX:
+                raise ValueError("Semaphore released too many times")
+            raise OverflowError("semaphore value too large")
+        return 0
+
+    @property
+    def _value(self):
+        return fs_semaphore_value(&self._sem)
+
+    def __repr__(self):
+        return f"<{type_name(self)} at {id(self):#x}: value={self._value}>"
+
+    def __reduce_ex__(self, protocol):
+        raise cannot_pickle(self)
+
+
+cdef class BoundedSemaphore(Semaphore):
+    """A semaphore that can't be released above its initial value."""
+
+    def __init__(self, value=1):
+        Semaphore.__init__(self, value)
+        self._limit = fs_semaphore_value(&self._sem)
+
+    @property
+    def _initial_value(self):
+        return self._limit
+
+    def __repr__(self):
+        return (f"<{type_name(self)} at {id(self):#x}: "
+                f"value={self._value}/{self._initial_value}>")
+
+
+# ---------------------------------------------------------------------------
+# Condition
+
+# How a Condition reaches its lock: fastsync's own locks natively, any other
+# lock through the methods threading.Condition uses.
+cdef enum LockKind:
+    FOREIGN_LOCK, FS_LOCK, FS_RLOCK
+
+
+cdef int lock_acquire_deferring_signals(fs_lock *lock) except -1:
+    """Acquire for sure, then raise what a signal handler raised meanwhile:
+    code after Condition.wait() must hold the lock even when interrupted."""
+    cdef fs_result result
+    pending = None
+    while True:
+        with nogil:
+            result = fs_lock_acquire_until(lock, FS_NO_DEADLINE)
+        if result == FS_ACQUIRED:
+            break
+        try:
+            PyErr_CheckSignals()
+        except BaseException as error:
+            if pending is None:
+                pending = error
+    if pending is not None:
+        raise pending
+    return 0
+
+
+cdef class Condition:
+    """Lets threads wait until notified, like threading.Condition."""
+
+    cdef readonly object _lock
+    cdef LockKind _kind
+    cdef fs_cond _queue
+    cdef object _foreign_is_owned, _foreign_release_save, _foreign_acquire_restore
+    cdef object __weakref__
+
+    def __init__(self, lock=None):
+        if lock is None:
+            lock = RLock()
+        self._lock = lock
+        fs_cond_init(&self._queue)
+        if type(lock) is Lock:
+            self._kind = FS_LOCK
+        elif type(lock) is RLock:
+            self._kind = FS_RLOCK
+        else:
+            self._kind = FOREIGN_LOCK
+            self._foreign_is_owned = getattr(lock, "_is_owned", None)
+            self._foreign_release_save = getattr(lock, "_release_save", None)
+            self._foreign_acquire_restore = getattr(lock, "_acquire_restore", None)
+
+    # -- the lock ------------------------------------------------------------
+
+    def acquire(self, *args, **kwargs):
+        """The lock's acquire()."""
+        return self._lock.acquire(*args, **kwargs)
+
+    def release(self):
+        """The lock's release()."""
+        return self._lock.release()
+
+    def __enter__(self):
+        if self._kind == FS_LOCK:
+            return (<Lock>self._lock).__enter__()
+        return self._lock.__enter__()
+
+    def __exit__(self, *args):
+        if self._kind == FS_LOCK:
+            return (<Lock>self._lock).__exit__()
+        return self._lock.__exit__(*args)
+
+    def _is_owned(self):
+        return self._owned()
+
+    @cython.final
+    cdef bint _owned(self) except -1:
+        if self._kind == FS_RLOCK:
+            return fs_rlock_is_owned(&(<RLock>self._lock)._rlock, thread_id())
+        if self._kind == FS_LOCK:
+            # A Lock has no owner; like threading, "held by someone" counts.
+            return fs_lock_is_locked(&(<Lock>self._lock)._lock)
+        if self._foreign_is_owned is not None:
+            return self._foreign_is_owned()
+        if self._lock.acquire(False):
+            self._lock.release()
+            return False
+        return True
+
+    def _release_save(self):
+        if self._foreign_release_save is not None:
+            return self._foreign_release_save()
+        if self._kind == FS_RLOCK:
+            return (<RLock>self._lock)._release_save()
+        self._lock.release()
+        return None
+
+    def _acquire_restore(self, x):
+        # threading.Condition names the saved state `x`.
+        if self._foreign_acquire_restore is not None:
+            self._foreign_acquire_restore(x)
+        elif self._kind == FS_RLOCK:
+            (<RLock>self._lock)._acquire_restore(x)
+        else:
+            self._lock.acquire()
+
+    # -- waiting -------------------------------------------------------------
+
+    def wait(self, timeout=None):
+        """Release the lock, wait until notified or the timeout (seconds)
+        passes, take the lock back.  Returns False on timeout, else True."""
+        cdef fs_cond_waiter waiter
+        cdef int64_t timeout_ns = -1
+        cdef uintptr_t count = 0, owner = 0
+        cdef bint notified = False
+        if not self._owned():
+            raise RuntimeError("cannot wait on un-acquired lock")
+        if timeout is not None:
+            timeout_ns = acquire_timeout_ns(True, timeout) if timeout > 0 else 0
+        fs_cond_enqueue(&self._queue, &waiter)
+        saved = None
+        try:
+            # Let go of the lock (all levels of an RLock).
+            if self._kind == FS_RLOCK:
+                count = fs_load_uptr_relaxed(&(<RLock>self._lock)._rlock.count)
+                owner = fs_load_uptr_relaxed(&(<RLock>self._lock)._rlock.owner)
+                fs_rlock_release_all(&(<RLock>self._lock)._rlock)
+            elif self._kind == FS_LOCK:
+                if not fs_lock_release(&(<Lock>self._lock)._lock):
+                    raise RuntimeError("release unlocked lock")
+            else:
+                saved = self._release_save()
+            try:
+                notified = self._sleep(&waiter, timeout_ns)
+            finally:
+                # Take it back whatever happened, as threading does.
+                if self._kind == FS_RLOCK:
+                    lock_acquire_deferring_signals(&(<RLock>self._lock)._rlock.lock)
+                    fs_rlock_take(&(<RLock>self._lock)._rlock, owner, count)
+                elif self._kind == FS_LOCK:
+                    lock_acquire_deferring_signals(&(<Lock>self._lock)._lock)
+                else:
+                    self._acquire_restore(saved)
+        finally:
+            # A notify that raced with a timeout still counts.
+            notified = fs_cond_dequeue(&self._queue, &waiter)
+        return notified
+
+    @cython.final
+    cdef bint _sleep(self, fs_cond_waiter *waiter, int64_t timeout_ns) except -1:
+        cdef int64_t deadline
+        cdef fs_result result
+        if timeout_ns == 0:
+            return False
+        deadline = deadline_for(timeout_ns)
+        while True:
+            with nogil:
+                result = fs_cond_wait_notified(waiter, deadline)
+            if result != FS_INTERRUPTED:
+                return result == FS_ACQUIRED
+            PyErr_CheckSignals()
+
+    def wait_for(self, predicate, timeout=None):
+        """Wait until predicate() is true or the timeout passes; returns the
+        predicate's last value."""
+        deadline = None
+        result = predicate()
+        while not result:
+            if timeout is not None:
+                if deadline is None:
+                    deadline = _monotonic() + timeout
+                else:
+                    timeout = deadline - _monotonic()
+                    if timeout <= 0:
+                        break
+            self.wait(timeout)
+            result = predicate()
+        return result
+
+    def notify(self, n=1):
+        """Wake up to n waiting threads, longest waiting first."""
+        if not self._owned():
+            raise RuntimeError("cannot notify on un-acquired lock")
+        if type(n) is int:
+            if n > 0:
+                fs_cond_notify(&self._queue, n if n < UINT64_MAX else UINT64_MAX)
+            return
+        while n > 0:      # threading counts down whatever number type n is
+            if fs_cond_notify(&self._queue, 1) == 0:
+                break
+            n -= 1
+
+    def notify_all(self):
+        """Wake every waiting thread."""
+        if not self._owned():
+            raise RuntimeError("cannot notify on un-acquired lock")
+        fs_cond_notify(&self._queue, UINT64_MAX)
+
+    def notifyAll(self):
+        """Deprecated alias of notify_all()."""
+        if ISSET_WARNS:
+            warnings.warn(NOTIFYALL_WARNING, DeprecationWarning, stacklevel=2)
+        self.notify_all()
+
+    def _at_fork_reinit(self):
+        self._lock._at_fork_reinit()
+        fs_cond_init(&self._queue)
+
+    def __repr__(self):
+        return f"<Condition({self._lock!r}, {fs_cond_length(&self._queue)})>"
+
+    def __reduce_ex__(self, protocol):
+        raise cannot_pickle(self)
+
+
+Barrier = make_barrier_class(Condition, Lock, __name__)
 
 
 # ---------------------------------------------------------------------------

@@ -11,12 +11,16 @@ than threading.Event while keeping its semantics.
 from __future__ import annotations
 
 import _thread
+import threading
 import warnings
+from operator import index as _index
+from time import monotonic as _monotonic
 from typing import Any, NoReturn, Optional, Tuple
 
+from ._barrier import make_barrier_class
 from ._common import ISSET_WARNING, ISSET_WARNS, cannot_pickle, type_name
 
-__all__ = ["Event", "Lock", "RLock"]
+__all__ = ["Barrier", "BoundedSemaphore", "Condition", "Event", "Lock", "RLock", "Semaphore"]
 
 _allocate_lock = _thread.allocate_lock
 _StdRLock = _thread.RLock
@@ -185,3 +189,92 @@ class Event:
 
     def __reduce_ex__(self, protocol: Any) -> NoReturn:
         raise cannot_pickle(self)
+
+
+# threading's own classes, captured before fastsync.patch() can replace them.
+_StdCondition = threading.Condition
+_StdSemaphore = threading.Semaphore
+
+
+class Condition(_StdCondition):
+    """Lets threads wait until notified, like threading.Condition (whose code
+    this is); the default lock is a fastsync RLock."""
+
+    def __init__(self, lock: Any = None) -> None:
+        super().__init__(RLock() if lock is None else lock)
+
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        raise cannot_pickle(self)
+
+
+class Semaphore(_StdSemaphore):
+    """A counter of available slots, like threading.Semaphore."""
+
+    def __init__(self, value: int = 1) -> None:
+        if value < 0:
+            raise ValueError("semaphore initial value must be >= 0")
+        # The compiled backend counts in 64 bits; both refuse non-integers.
+        value = _index(value)
+        if value >= 2**64:
+            raise OverflowError("semaphore value too large")
+        super().__init__(value)
+
+    def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> bool:
+        """Take a slot, waiting for one unless blocking is false.
+
+        Returns True if a slot was taken, False if not (timeout in seconds)."""
+        if timeout is not None and timeout != timeout:
+            # threading would spin forever on NaN; don't wait instead.
+            if not blocking:
+                raise ValueError("can't specify timeout for non-blocking acquire")
+            timeout = 0
+        return super().acquire(blocking, timeout)
+
+    __enter__ = acquire
+
+    def release(self, n: int = 1) -> None:
+        """Return n slots, waking as many waiting threads."""
+        if n < 1:
+            raise ValueError("n must be one or more")
+        n = _index(n)
+        with self._cond:
+            if self._value + n > self._limit():
+                self._refuse_release()
+            self._value += n
+            self._cond.notify(n)
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+    def _limit(self) -> int:
+        return 2**64 - 1
+
+    def _refuse_release(self) -> NoReturn:
+        raise OverflowError("semaphore value too large")
+
+    def __repr__(self) -> str:
+        return f"<{type_name(self)} at {id(self):#x}: value={self._value}>"
+
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        raise cannot_pickle(self)
+
+
+class BoundedSemaphore(Semaphore):
+    """A semaphore that can't be released above its initial value."""
+
+    def __init__(self, value: int = 1) -> None:
+        super().__init__(value)
+        self._initial_value = self._value
+
+    def _limit(self) -> int:
+        return self._initial_value
+
+    def _refuse_release(self) -> NoReturn:
+        raise ValueError("Semaphore released too many times")
+
+    def __repr__(self) -> str:
+        return (f"<{type_name(self)} at {id(self):#x}: "
+                f"value={self._value}/{self._initial_value}>")
+
+
+Barrier = make_barrier_class(Condition, Lock, __name__)

@@ -1,0 +1,116 @@
+"""Barrier, both backends: cycles, action, timeout, abort, reset."""
+
+import re
+import threading
+
+import pytest
+
+import fastsync
+from helpers import start, wait_until_blocked
+
+
+@pytest.fixture
+def Barrier(backend):
+    return backend.Barrier
+
+
+def run_parties(barrier, parties, timeout=None):
+    workers = [start(barrier.wait, timeout) for _ in range(parties)]
+    return [w.join_result() for w in workers]
+
+
+def test_cycles_give_each_party_an_index(Barrier):
+    barrier = Barrier(3)
+    for _ in range(20):
+        assert sorted(run_parties(barrier, 3)) == [0, 1, 2]
+    assert barrier.n_waiting == 0 and not barrier.broken and barrier.parties == 3
+
+
+def test_action_runs_once_per_cycle(Barrier):
+    calls = []
+    barrier = Barrier(4, action=lambda: calls.append(1))
+    for _ in range(5):
+        run_parties(barrier, 4)
+    assert len(calls) == 5
+
+
+def test_action_error_breaks_the_barrier(Barrier):
+    def action():
+        raise KeyError("in action")
+
+    barrier = Barrier(2, action=action)
+    other = start(barrier.wait)
+    wait_until_blocked(other)
+    with pytest.raises(KeyError):
+        barrier.wait()
+    with pytest.raises(threading.BrokenBarrierError):
+        other.join_result()
+    assert barrier.broken
+
+
+def test_timeout_breaks_the_barrier(Barrier):
+    barrier = Barrier(2)
+    with pytest.raises(threading.BrokenBarrierError):
+        barrier.wait(0.05)
+    assert barrier.broken
+    with pytest.raises(threading.BrokenBarrierError):
+        barrier.wait()
+
+
+def test_default_timeout(Barrier):
+    barrier = Barrier(2, timeout=0.05)
+    with pytest.raises(threading.BrokenBarrierError):
+        barrier.wait()
+
+
+def test_abort_wakes_waiters_with_error(Barrier):
+    barrier = Barrier(3)
+    waiters = [start(barrier.wait) for _ in range(2)]
+    for waiter in waiters:
+        wait_until_blocked(waiter)
+    assert barrier.n_waiting == 2
+    barrier.abort()
+    for waiter in waiters:
+        with pytest.raises(threading.BrokenBarrierError):
+            waiter.join_result()
+    assert barrier.broken and barrier.n_waiting == 0
+
+
+def test_reset_breaks_current_waiters_then_works_again(Barrier):
+    barrier = Barrier(2)
+    waiter = start(barrier.wait)
+    wait_until_blocked(waiter)
+    barrier.reset()
+    with pytest.raises(threading.BrokenBarrierError):
+        waiter.join_result()
+    assert not barrier.broken
+    assert sorted(run_parties(barrier, 2)) == [0, 1]
+    barrier.abort()
+    barrier.reset()
+    assert not barrier.broken
+    assert sorted(run_parties(barrier, 2)) == [0, 1]
+
+
+def test_broken_barrier_error_is_threadings(Barrier):
+    assert fastsync.BrokenBarrierError is threading.BrokenBarrierError
+    barrier = Barrier(2)
+    barrier.abort()
+    try:
+        barrier.wait()
+    except threading.BrokenBarrierError:
+        pass
+    else:
+        pytest.fail("no BrokenBarrierError")
+
+
+@pytest.mark.parametrize("parties", [0, -1])
+def test_parties_must_be_positive(Barrier, parties):
+    with pytest.raises(ValueError, match="parties must be > 0"):
+        Barrier(parties)
+
+
+def test_repr(Barrier):
+    barrier = Barrier(2)
+    assert re.fullmatch(r"<fastsync\.Barrier at 0x[0-9a-f]+: waiters=0/2>", repr(barrier))
+    barrier.abort()
+    assert re.fullmatch(r"<fastsync\.Barrier at 0x[0-9a-f]+: broken>", repr(barrier))
