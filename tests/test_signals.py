@@ -144,3 +144,19 @@ def test_timed_wait_keeps_its_deadline_across_signals(module):
     after = 'print("ELAPSED", time.monotonic() - started >= 1.5 and time.monotonic() - started < 20, flush=True)'
     lines, err = run_child(module, "lock.acquire(timeout=1.5)", setup=setup, sig=signal.SIGUSR1, after=after)
     assert lines == ["RESULT False", "ELAPSED True"], err
+
+
+@pytest.mark.parametrize("call", ["cond.wait()", "cond.wait(60)", "cond.wait_for(lambda: False)",
+                                  "sem.acquire()", "sem.acquire(timeout=60)", "barrier.wait()"])
+def test_ctrl_c_interrupts_other_primitives(module, call):
+    setup = """
+    cond = backend.Condition()
+    cond.acquire()
+    sem = backend.Semaphore(0)
+    barrier = backend.Barrier(2)
+    """
+    # After the interruption: the condition's lock is held again (as with
+    # threading), the semaphore took nothing.
+    after = 'print("STATE", cond._is_owned(), sem._value, flush=True)'
+    lines, err = run_child(module, call, setup=setup, after=after)
+    assert lines == ["INTERRUPTED", "STATE True 0"], err

@@ -454,6 +454,25 @@ cdef class Event:
         raise cannot_pickle(self)
 
 
+cdef extern from *:
+    """
+    /* Windows has no signal that interrupts a wait: CPython sets this event
+     * when Ctrl-C trips SIGINT, and the Win32 wait layer watches it.  The
+     * declaration repeats CPython's own (exported, not in every version's
+     * public headers).  Not built or run on this project's CI machine. */
+    #if defined(_WIN32)
+    PyAPI_FUNC(void *) _PyOS_SigintEvent(void);
+    static void fastsync_watch_sigint(void)
+    { fs_wait_set_interrupt_event(_PyOS_SigintEvent()); }
+    #else
+    static void fastsync_watch_sigint(void) {}
+    #endif
+    """
+    void fastsync_watch_sigint()
+
+fastsync_watch_sigint()
+
+
 def _after_fork_in_child():
     fs_wait_after_fork_child()
 
