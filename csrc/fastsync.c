@@ -63,6 +63,15 @@ fs_result fs_lock_acquire_until(fs_lock *lock, int64_t deadline_ns)
     }
 }
 
+fs_result fs_lock_sleep_until(fs_lock *lock, int64_t deadline_ns)
+{
+    switch (fs_wait(&lock->state, FS_LOCK_CONTENDED, deadline_ns)) {
+    case FS_WAIT_INTERRUPTED: return FS_INTERRUPTED;
+    case FS_WAIT_TIMED_OUT:   return FS_TIMED_OUT;
+    default:                  return FS_WOKEN;
+    }
+}
+
 /* ---- Event ---- */
 
 #define GENERATION_OF(state) ((state) >> 2)

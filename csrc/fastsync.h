@@ -27,7 +27,8 @@ extern "C" {
 typedef enum {
     FS_ACQUIRED = 0,     /* the lock is ours / the event was set */
     FS_TIMED_OUT = 1,    /* the deadline passed first */
-    FS_INTERRUPTED = 2   /* a signal arrived; nothing was acquired */
+    FS_INTERRUPTED = 2,  /* a signal arrived; nothing was acquired */
+    FS_WOKEN = 3         /* fs_lock_sleep_until only: woken, try again */
 } fs_result;
 
 /* Monotonic time in nanoseconds (CLOCK_MONOTONIC, QueryPerformanceCounter). */
@@ -47,6 +48,13 @@ typedef struct { fs_atomic_u32 state; } fs_lock;
 void fs_lock_wake_one(fs_lock *lock);
 fs_result fs_lock_acquire_until(fs_lock *lock, int64_t deadline_ns);
 
+/* The same protocol in two steps, for a caller that must retake a global
+ * interpreter lock between attempts: try with fs_lock_try_acquire_contended
+ * (holding the GIL), then sleep with fs_lock_sleep_until (GIL released), and
+ * repeat while it returns FS_WOKEN.  Taking the lock only while holding the
+ * GIL avoids a convoy in which a woken thread owns the lock but can't run. */
+fs_result fs_lock_sleep_until(fs_lock *lock, int64_t deadline_ns);
+
 static inline void fs_lock_init(fs_lock *lock)
 { fs_store_u32(&lock->state, FS_LOCK_FREE); }
 
@@ -55,6 +63,11 @@ static inline int fs_lock_try_acquire(fs_lock *lock)
     uint32_t expected = FS_LOCK_FREE;
     return fs_cas_u32(&lock->state, &expected, FS_LOCK_HELD);
 }
+
+/* Leaves the word marked contended, so a thread that slept before is never
+ * forgotten by the next release. */
+static inline int fs_lock_try_acquire_contended(fs_lock *lock)
+{ return fs_exchange_u32(&lock->state, FS_LOCK_CONTENDED) == FS_LOCK_FREE; }
 
 static inline int fs_lock_is_locked(const fs_lock *lock)
 { return fs_load_u32(&lock->state) != FS_LOCK_FREE; }

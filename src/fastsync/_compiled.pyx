@@ -44,6 +44,7 @@ cdef extern from "fastsync.h" nogil:
         FS_ACQUIRED
         FS_TIMED_OUT
         FS_INTERRUPTED
+        FS_WOKEN
     int64_t fs_deadline_after(int64_t timeout_ns)
 
     ctypedef struct fs_lock:
@@ -52,7 +53,8 @@ cdef extern from "fastsync.h" nogil:
     bint fs_lock_try_acquire(fs_lock *lock)
     bint fs_lock_is_locked(const fs_lock *lock)
     bint fs_lock_release(fs_lock *lock)
-    fs_result fs_lock_acquire_until(fs_lock *lock, int64_t deadline_ns)
+    bint fs_lock_try_acquire_contended(fs_lock *lock)
+    fs_result fs_lock_sleep_until(fs_lock *lock, int64_t deadline_ns)
 
     unsigned long FS_RLOCK_COUNT_MAX
     ctypedef struct fs_atomic_uptr:
@@ -201,14 +203,19 @@ cdef inline int64_t deadline_for(int64_t timeout_ns) noexcept:
 # Blocking: the only places the GIL is released
 
 cdef bint lock_acquire_blocking(fs_lock *lock, int64_t timeout_ns) except -1:
+    """Wait for the lock; the caller's uncontended attempt has failed.  Each
+    attempt is made holding the GIL (see fs_lock_sleep_until)."""
     cdef int64_t deadline = deadline_for(timeout_ns)
     cdef fs_result result
     while True:
+        if fs_lock_try_acquire_contended(lock):
+            return True
         with nogil:
-            result = fs_lock_acquire_until(lock, deadline)
-        if result != FS_INTERRUPTED:
-            return result == FS_ACQUIRED
-        PyErr_CheckSignals()    # raises what a handler raised; nothing is held
+            result = fs_lock_sleep_until(lock, deadline)
+        if result == FS_TIMED_OUT:
+            return fs_lock_try_acquire_contended(lock)
+        if result == FS_INTERRUPTED:
+            PyErr_CheckSignals()    # raises what a handler raised; nothing is held
 
 
 cdef bint event_wait_blocking(fs_event *event, uint32_t observed_state,
@@ -593,15 +600,11 @@ cdef enum LockKind:
 cdef int lock_acquire_deferring_signals(fs_lock *lock) except -1:
     """Acquire for sure, then raise what a signal handler raised meanwhile:
     code after Condition.wait() must hold the lock even when interrupted."""
-    cdef fs_result result
     pending = None
     while True:
-        with nogil:
-            result = fs_lock_acquire_until(lock, FS_NO_DEADLINE)
-        if result == FS_ACQUIRED:
-            break
         try:
-            PyErr_CheckSignals()
+            lock_acquire_blocking(lock, -1)
+            break
         except BaseException as error:
             if pending is None:
                 pending = error
