@@ -49,4 +49,16 @@ void fs_wake_all(fs_atomic_u32 *addr);
  * forget any per-thread or global wait state inherited from the parent. */
 void fs_wait_after_fork_child(void);
 
+/* Windows has no signals that interrupt a wait; instead CPython sets an event
+ * (_PyOS_SigintEvent()) when Ctrl-C trips SIGINT.  Pass that handle here and
+ * every blocked fs_wait returns FS_WAIT_INTERRUPTED when it becomes signalled
+ * (NULL: stop watching).  The event is manual-reset; see fs_wait_win32.c for
+ * who resets it.  Elsewhere signals interrupt waits and this is a no-op. */
+#if defined(FS_WAIT_WIN32)
+void fs_wait_set_interrupt_event(void *event_handle);
+#else
+static inline void fs_wait_set_interrupt_event(void *event_handle)
+{ (void)event_handle; }
+#endif
+
 #endif /* FASTSYNC_WAIT_H */

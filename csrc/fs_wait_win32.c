@@ -1,0 +1,303 @@
+/* Windows backend: a parking lot whose waits can also end on an interrupt
+ * event.
+ *
+ * WaitOnAddress would be the natural primitive, but it cannot wait for a
+ * handle at the same time, and a Python program blocked on a lock must wake
+ * up for Ctrl-C.  So: addresses hash into a fixed table of buckets, each an
+ * SRWLOCK and a list of parked threads.  A waiter compares the word with the
+ * expected value under its bucket's lock and links itself in before letting
+ * go; a waker changes the word first and then takes the same lock, so it
+ * either finds the waiter or the waiter saw the new value.
+ *
+ * A parked thread sleeps in WaitForMultipleObjects on its own auto-reset
+ * event (created on its first blocking wait, closed by a fiber-local-storage
+ * callback when the thread exits) and, if one was registered, the interrupt
+ * event.  A waker unlinks it and sets `woken` under the bucket lock, then
+ * calls SetEvent after unlocking.  A waiter that gives up (deadline,
+ * interrupt) takes the lock again: still linked, it unlinks itself and
+ * reports the timeout or interruption; already unlinked, it waits for the
+ * SetEvent that is on its way and reports a wake-up (fs_wake_one handed its
+ * one wake-up to us, and dropping it would strand the next waiter).  Every
+ * SetEvent is thus consumed by exactly one wait, and each wait starts with
+ * its event clear.  Timeouts are whole milliseconds rounded up, and
+ * TIMED_OUT is only reported once fs_monotonic_ns() has reached the deadline.
+ * Wakers use the address only as a key and never read the word.
+ *
+ * The interrupt event (CPython's SIGINT event) is manual-reset: it stays
+ * signalled until someone calls ResetEvent, and a wait that merely reported it
+ * would then return at once forever, a busy loop.  So whoever reports
+ * FS_WAIT_INTERRUPTED resets it first: a Ctrl-C interrupts the waits that are
+ * blocked when it arrives (SetEvent releases every thread waiting on a
+ * manual-reset event at once), and the caller's retry blocks again.  This is
+ * safe because the event is only a doorbell: CPython records the signal
+ * itself (the tripped flag, set before SetEvent) and the caller runs the
+ * handlers after we return.  Consequences:
+ *   - an event left signalled by an earlier Ctrl-C that nobody consumed (the
+ *     main thread was running Python code then) makes the next blocking wait
+ *     return FS_WAIT_INTERRUPTED once; the caller finds no handler to run and
+ *     waits again.
+ *   - every thread watches the event, not only Python's main thread, so a
+ *     Ctrl-C also sends blocked worker threads round their retry loop once.
+ *   - if a worker resets the event before the main thread has started its own
+ *     wait, the main thread misses that Ctrl-C (and waits until woken, or
+ *     until the next Ctrl-C): a window of a few instructions between releasing
+ *     the GIL and blocking.  CPython's own waits, which reset the event before
+ *     blocking, have a similar window.
+ *   - a wait that was woken for real does not reset the event, so the
+ *     caller's next wait, if any, still reports the interruption.
+ *   - CPython's time.sleep() and friends reset the event themselves before
+ *     blocking; that can only make us see fewer stale interruptions. */
+#if defined(_WIN32) && !defined(_WIN32_WINNT)
+#define _WIN32_WINNT 0x0600     /* SRWLOCK, InitOnce, FlsAlloc: Vista */
+#endif
+#include "fs_wait.h"
+#include "fastsync.h"
+
+#if defined(FS_WAIT_WIN32)
+
+#include <windows.h>
+
+/* ---- the table ---------------------------------------------------------- */
+
+typedef struct fs_waiter fs_waiter;
+struct fs_waiter {              /* on the waiting thread's stack */
+    fs_waiter *next, *prev;
+    const fs_atomic_u32 *addr;
+    HANDLE event;               /* the waiter's own auto-reset event */
+    int woken;                  /* guarded by the bucket lock */
+};
+
+typedef struct {
+    SRWLOCK lock;               /* all-zero is SRWLOCK_INIT */
+    fs_waiter *head, *tail;
+} fs_bucket;
+
+#define BUCKET_BITS 8
+static fs_bucket buckets[1u << BUCKET_BITS];
+
+static fs_bucket *bucket_of(const fs_atomic_u32 *addr)
+{
+    /* Fibonacci hashing: the top bits of the product mix every address bit. */
+    unsigned long long h = (unsigned long long)(uintptr_t)addr
+                         * 0x9E3779B97F4A7C15ull;
+    return &buckets[h >> (64 - BUCKET_BITS)];
+}
+
+static void link_waiter(fs_bucket *b, fs_waiter *w)
+{
+    w->next = NULL;
+    w->prev = b->tail;
+    if (b->tail) b->tail->next = w; else b->head = w;
+    b->tail = w;
+}
+
+static void unlink_waiter(fs_bucket *b, fs_waiter *w)
+{
+    if (w->prev) w->prev->next = w->next; else b->head = w->next;
+    if (w->next) w->next->prev = w->prev; else b->tail = w->prev;
+}
+
+/* ---- per-thread events ---------------------------------------------------- */
+
+static INIT_ONCE fls_once = INIT_ONCE_STATIC_INIT;
+static DWORD fls_index = FLS_OUT_OF_INDEXES;
+
+static VOID WINAPI close_thread_event(PVOID event)   /* thread exit */
+{
+    if (event != NULL)
+        CloseHandle((HANDLE)event);
+}
+
+static BOOL CALLBACK allocate_fls(PINIT_ONCE once, PVOID parameter, PVOID *context)
+{
+    (void)once; (void)parameter; (void)context;
+    fls_index = FlsAlloc(close_thread_event);
+    return TRUE;
+}
+
+/* The calling thread's event, or NULL when none can be had. */
+static HANDLE thread_event(void)
+{
+    HANDLE event;
+    InitOnceExecuteOnce(&fls_once, allocate_fls, NULL, NULL);
+    if (fls_index == FLS_OUT_OF_INDEXES)
+        return NULL;
+    event = (HANDLE)FlsGetValue(fls_index);
+    if (event == NULL) {
+        event = CreateEventW(NULL, FALSE, FALSE, NULL);   /* auto-reset, clear */
+        if (event != NULL && !FlsSetValue(fls_index, event)) {
+            CloseHandle(event);
+            event = NULL;
+        }
+    }
+    return event;
+}
+
+/* ---- the interrupt event ---------------------------------------------------- */
+
+static PVOID volatile interrupt_event;
+
+void fs_wait_set_interrupt_event(void *event_handle)
+{
+    InterlockedExchangePointer(&interrupt_event, event_handle);
+}
+
+static HANDLE current_interrupt_event(void)
+{
+    return (HANDLE)InterlockedCompareExchangePointer(&interrupt_event, NULL, NULL);
+}
+
+/* ---- waiting -------------------------------------------------------------- */
+
+/* Rounded up, and below INFINITE. */
+static DWORD timeout_ms(int64_t remaining_ns)
+{
+    int64_t ms = remaining_ns / 1000000 + (remaining_ns % 1000000 != 0);
+    return ms >= (int64_t)INFINITE ? INFINITE - 1 : (DWORD)ms;
+}
+
+/* Fallback when the thread has no event (handle or FLS exhaustion): sleep a
+ * little, watching the interrupt event, and report a spurious wake-up so the
+ * caller's loop polls the word. */
+static fs_wait_result wait_without_event(fs_atomic_u32 *addr, uint32_t expected,
+                                         int64_t deadline_ns)
+{
+    HANDLE interrupt = current_interrupt_event();
+    DWORD ms = 1;
+    if (fs_load_u32(addr) != expected)
+        return FS_WAIT_WOKEN;
+    if (deadline_ns != FS_NO_DEADLINE && fs_monotonic_ns() >= deadline_ns)
+        return FS_WAIT_TIMED_OUT;
+    if (interrupt != NULL) {
+        if (WaitForSingleObject(interrupt, ms) == WAIT_OBJECT_0) {
+            ResetEvent(interrupt);
+            return FS_WAIT_INTERRUPTED;
+        }
+    } else {
+        Sleep(ms);
+    }
+    if (deadline_ns != FS_NO_DEADLINE && fs_monotonic_ns() >= deadline_ns)
+        return FS_WAIT_TIMED_OUT;
+    return FS_WAIT_WOKEN;
+}
+
+fs_wait_result fs_wait(fs_atomic_u32 *addr, uint32_t expected, int64_t deadline_ns)
+{
+    fs_bucket *b;
+    fs_waiter w;
+    HANDLE handles[2];
+    DWORD count;
+    fs_wait_result outcome;
+
+    if (fs_load_u32(addr) != expected)
+        return FS_WAIT_WOKEN;
+    handles[0] = thread_event();
+    if (handles[0] == NULL)
+        return wait_without_event(addr, expected, deadline_ns);
+    handles[1] = current_interrupt_event();
+    count = handles[1] != NULL ? 2 : 1;
+
+    b = bucket_of(addr);
+    AcquireSRWLockExclusive(&b->lock);
+    if (fs_load_u32(addr) != expected) {
+        ReleaseSRWLockExclusive(&b->lock);
+        return FS_WAIT_WOKEN;
+    }
+    w.addr = addr;
+    w.event = handles[0];
+    w.woken = 0;
+    link_waiter(b, &w);
+    ReleaseSRWLockExclusive(&b->lock);
+
+    for (;;) {
+        DWORD ms = INFINITE, rc;
+        if (deadline_ns != FS_NO_DEADLINE) {
+            int64_t now = fs_monotonic_ns();
+            if (now >= deadline_ns) {
+                outcome = FS_WAIT_TIMED_OUT;
+                break;
+            }
+            ms = timeout_ms(deadline_ns - now);
+        }
+        /* With bWaitAll FALSE the lowest signalled index wins, so a wake-up
+         * that races with an interrupt is reported as a wake-up. */
+        rc = WaitForMultipleObjects(count, handles, FALSE, ms);
+        if (rc == WAIT_OBJECT_0)
+            return FS_WAIT_WOKEN;               /* a waker unlinked us */
+        if (rc == WAIT_TIMEOUT)
+            continue;                           /* the clock decides at the top */
+        if (rc == WAIT_OBJECT_0 + 1) {
+            outcome = FS_WAIT_INTERRUPTED;
+            break;
+        }
+        if (count == 2) {
+            count = 1;      /* WAIT_FAILED: most likely a bad interrupt handle */
+            continue;
+        }
+        Sleep(1);           /* cannot happen; never spin if it does */
+        outcome = FS_WAIT_WOKEN;
+        break;
+    }
+
+    AcquireSRWLockExclusive(&b->lock);
+    if (!w.woken) {
+        unlink_waiter(b, &w);
+        ReleaseSRWLockExclusive(&b->lock);
+        if (outcome == FS_WAIT_INTERRUPTED)
+            ResetEvent(handles[1]);   /* consumed; see the top of the file */
+        return outcome;
+    }
+    ReleaseSRWLockExclusive(&b->lock);
+    /* A waker got here first and its SetEvent is on the way: take it. */
+    WaitForSingleObject(handles[0], INFINITE);
+    return FS_WAIT_WOKEN;
+}
+
+/* ---- waking ----------------------------------------------------------------- */
+
+void fs_wake_one(fs_atomic_u32 *addr)
+{
+    fs_bucket *b = bucket_of(addr);
+    fs_waiter *w;
+    HANDLE event = NULL;
+
+    AcquireSRWLockExclusive(&b->lock);
+    for (w = b->head; w != NULL; w = w->next) {
+        if (w->addr == addr) {
+            unlink_waiter(b, w);
+            w->woken = 1;
+            event = w->event;
+            break;
+        }
+    }
+    ReleaseSRWLockExclusive(&b->lock);
+    if (event != NULL)
+        SetEvent(event);    /* never touch w again: it may be gone */
+}
+
+void fs_wake_all(fs_atomic_u32 *addr)
+{
+    fs_bucket *b = bucket_of(addr);
+    fs_waiter *w, *next, *chosen = NULL;
+
+    AcquireSRWLockExclusive(&b->lock);
+    for (w = b->head; w != NULL; w = next) {
+        next = w->next;
+        if (w->addr == addr) {
+            unlink_waiter(b, w);
+            w->woken = 1;
+            w->next = chosen;       /* the waiter no longer reads its links */
+            chosen = w;
+        }
+    }
+    ReleaseSRWLockExclusive(&b->lock);
+    for (w = chosen; w != NULL; w = next) {
+        HANDLE event = w->event;
+        next = w->next;             /* read both before SetEvent frees w */
+        SetEvent(event);
+    }
+}
+
+void fs_wait_after_fork_child(void) { /* no fork() on Windows */ }
+
+#endif /* FS_WAIT_WIN32 */

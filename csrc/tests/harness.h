@@ -1,0 +1,76 @@
+/* A minimal test harness for the C layer: a thread shim (pthreads or Win32),
+ * sleeping, a few atomic helpers, EXPECT and a watchdog that ends the run if
+ * a test hangs.  Tests never return early while their threads run: EXPECT
+ * records a failure and carries on, and every blocking call in a test has a
+ * deadline, so joins always finish. */
+#ifndef FASTSYNC_TEST_HARNESS_H
+#define FASTSYNC_TEST_HARNESS_H
+
+#include <stdint.h>
+#include "fastsync.h"
+#include "fs_wait.h"
+
+/* ---- threads ---- */
+typedef void *(*test_thread_fn)(void *arg);
+typedef struct { void *handle; } test_thread;   /* pthread_t* or HANDLE */
+
+void test_thread_start(test_thread *t, test_thread_fn fn, void *arg);
+void test_thread_join(test_thread *t);
+void test_sleep_ms(int ms);
+
+/* ---- atomics for test bookkeeping ---- */
+static inline uint32_t test_add_u32(fs_atomic_u32 *a, uint32_t n)
+{
+    uint32_t seen = fs_load_u32(a);
+    while (!fs_cas_u32(a, &seen, seen + n)) {}
+    return seen + n;
+}
+
+/* Spins (sleeping 1 ms) until a->value >= target or timeout_ms passes;
+ * returns 1 on success. */
+int test_wait_for_u32(fs_atomic_u32 *a, uint32_t target, int timeout_ms);
+
+/* ---- time ---- */
+#define MS(n) ((int64_t)(n) * 1000000)
+double test_ms_since(int64_t start_ns);
+
+/* ---- checks ---- */
+void test_fail(const char *file, int line, const char *what);
+#define EXPECT(cond) \
+    do { if (!(cond)) test_fail(__FILE__, __LINE__, #cond); } while (0)
+#define EXPECT_EQ_INT(got, want) \
+    do { long long g_ = (long long)(got), w_ = (long long)(want); \
+         if (g_ != w_) test_fail_values(__FILE__, __LINE__, #got, g_, w_); \
+    } while (0)
+void test_fail_values(const char *file, int line, const char *what,
+                      long long got, long long want);
+void test_note(const char *fmt, ...);   /* an indented info line */
+
+/* ---- running ---- */
+typedef void (*test_fn)(void);
+void test_run(const char *name, test_fn fn, int budget_s);
+void test_skip(const char *name, const char *why);
+#define RUN(fn, budget_s) test_run(#fn, fn, budget_s)
+
+/* Helpers shared by the suites: retry on FS_INTERRUPTED like the Python layer
+ * does (same deadline, same observed state). */
+fs_result test_lock_acquire(fs_lock *lock, int64_t deadline_ns);
+fs_result test_event_wait(fs_event *event, int64_t deadline_ns);
+
+/* Interrupts a thread blocked in the wait layer: SIGUSR1 on POSIX, the
+ * registered interrupt event on Windows (which interrupts every waiter).
+ * Provided by the platform suite. */
+void test_interrupt_thread(test_thread *t);
+/* Around starting a thread that test_interrupt_thread must not reach
+ * (Windows: its waits then ignore the interrupt event; POSIX: nothing). */
+void test_interrupt_exempt_begin(void);
+void test_interrupt_exempt_end(void);
+/* In test_core.c, run by the platform suites once interrupts work. */
+void test_interrupted_waiter_keeps_its_wakeup(void);
+
+/* The suites. */
+void run_core_tests(void);
+void run_posix_tests(void);   /* signals, fork: POSIX only */
+void run_win32_tests(void);   /* interrupt event: Windows only */
+
+#endif

@@ -1,0 +1,714 @@
+/* Tests every backend must pass: Lock, RLock helpers, Event, the raw wait
+ * layer and the clock helpers. */
+#include "harness.h"
+
+#include <stddef.h>
+
+/* ---- clock and deadlines ---------------------------------------------------- */
+
+static void test_deadline_after_saturates(void)
+{
+    int64_t before, after, d;
+    EXPECT_EQ_INT(fs_deadline_after(-1), FS_NO_DEADLINE);
+    EXPECT_EQ_INT(fs_deadline_after(-MS(5)), FS_NO_DEADLINE);
+    EXPECT_EQ_INT(fs_deadline_after(INT64_MAX), FS_NO_DEADLINE);
+    EXPECT_EQ_INT(fs_deadline_after(INT64_MAX - 1), FS_NO_DEADLINE);
+    EXPECT_EQ_INT(fs_deadline_after(INT64_MAX - fs_monotonic_ns() + 1000), FS_NO_DEADLINE);
+
+    before = fs_monotonic_ns();
+    d = fs_deadline_after(0);
+    after = fs_monotonic_ns();
+    EXPECT(before <= d && d <= after);
+
+    before = fs_monotonic_ns();
+    d = fs_deadline_after(MS(1500));
+    after = fs_monotonic_ns();
+    EXPECT(before + MS(1500) <= d && d <= after + MS(1500));
+
+    /* Large but representable: a real deadline, not "none". */
+    d = fs_deadline_after(INT64_MAX / 2);
+    EXPECT(d != FS_NO_DEADLINE && d > INT64_MAX / 2);
+}
+
+static void test_monotonic_clock(void)
+{
+    int64_t last = fs_monotonic_ns(), start = last;
+    int i;
+    EXPECT(last > 0);
+    for (i = 0; i < 100000; i++) {
+        int64_t now = fs_monotonic_ns();
+        if (now < last) {
+            EXPECT(now >= last);
+            break;
+        }
+        last = now;
+    }
+    test_sleep_ms(5);
+    EXPECT(fs_monotonic_ns() - start >= MS(5));
+}
+
+/* ---- the raw wait layer ------------------------------------------------------ */
+
+static void test_wait_returns_when_value_differs(void)
+{
+    fs_atomic_u32 word;
+    int64_t start = fs_monotonic_ns();
+    fs_store_u32(&word, 7);
+    EXPECT_EQ_INT(fs_wait(&word, 8, FS_NO_DEADLINE), FS_WAIT_WOKEN);
+    EXPECT_EQ_INT(fs_wait(&word, 0, FS_NO_DEADLINE), FS_WAIT_WOKEN);
+    EXPECT(fs_monotonic_ns() - start < MS(500));
+    /* Waking an address nobody waits on is harmless. */
+    fs_wake_one(&word);
+    fs_wake_all(&word);
+}
+
+/* Waits until TIMED_OUT (tolerating spurious wake-ups) and checks the clock
+ * had reached the deadline. */
+static void expect_wait_times_out(fs_atomic_u32 *word, int64_t deadline)
+{
+    int i;
+    int64_t start = fs_monotonic_ns();
+    int64_t latest = (deadline > start ? deadline : start) + MS(500);
+    for (i = 0; i < 10000; i++) {
+        fs_wait_result r = fs_wait(word, fs_load_u32(word), deadline);
+        int64_t now = fs_monotonic_ns();
+        if (r == FS_WAIT_TIMED_OUT) {
+            EXPECT(now >= deadline);
+            EXPECT(now < latest);
+            return;
+        }
+        EXPECT(r == FS_WAIT_WOKEN);
+        EXPECT(now < latest);
+    }
+    EXPECT(!"fs_wait never timed out");
+}
+
+static void test_wait_timeout_not_early(void)
+{
+    static const int64_t timeouts[] = { 0, 1000, 300000, MS(1), MS(2), MS(5), MS(12), MS(30) };
+    fs_atomic_u32 word;
+    size_t i;
+    fs_store_u32(&word, 0);
+    for (i = 0; i < sizeof timeouts / sizeof timeouts[0]; i++)
+        expect_wait_times_out(&word, fs_deadline_after(timeouts[i]));
+    /* A deadline already in the past. */
+    expect_wait_times_out(&word, fs_monotonic_ns() - MS(1000));
+}
+
+typedef struct {
+    fs_atomic_u32 *word;
+    int64_t deadline;
+    int delay_ms;           /* for wakers */
+    fs_atomic_u32 *arrived, *returned;
+    fs_wait_result result;
+} wait_job;
+
+static void *waiter_once(void *p)
+{
+    wait_job *job = (wait_job *)p;
+    test_add_u32(job->arrived, 1);
+    job->result = fs_wait(job->word, 0, job->deadline);
+    test_add_u32(job->returned, 1);
+    return NULL;
+}
+
+static void *change_and_wake_later(void *p)
+{
+    wait_job *job = (wait_job *)p;
+    test_sleep_ms(job->delay_ms);
+    fs_store_u32(job->word, 1);
+    fs_wake_all(job->word);
+    return NULL;
+}
+
+static void test_wait_far_deadline(void)
+{
+    /* A deadline near INT64_MAX must not overflow into "already past". */
+    fs_atomic_u32 word, arrived, returned;
+    wait_job job;
+    test_thread t;
+    int64_t start = fs_monotonic_ns();
+    fs_wait_result r;
+    fs_store_u32(&word, 0);
+    fs_store_u32(&arrived, 0);
+    fs_store_u32(&returned, 0);
+    job.word = &word;
+    job.delay_ms = 30;
+    job.arrived = &arrived;
+    job.returned = &returned;
+    test_thread_start(&t, change_and_wake_later, &job);
+    do r = fs_wait(&word, 0, INT64_MAX - 1);
+    while (r == FS_WAIT_WOKEN && fs_load_u32(&word) == 0);
+    test_thread_join(&t);
+    EXPECT_EQ_INT(r, FS_WAIT_WOKEN);
+    EXPECT(fs_monotonic_ns() - start >= MS(20));
+}
+
+#define N_WAITERS 4
+
+static void test_wake_one_wakes_exactly_one(void)
+{
+    fs_atomic_u32 word, arrived, returned;
+    wait_job jobs[N_WAITERS];
+    test_thread threads[N_WAITERS];
+    int i, attempts, woken = 0;
+    fs_store_u32(&word, 0);
+    fs_store_u32(&arrived, 0);
+    fs_store_u32(&returned, 0);
+    for (i = 0; i < N_WAITERS; i++) {
+        jobs[i].word = &word;
+        jobs[i].deadline = fs_deadline_after(MS(8000));
+        jobs[i].arrived = &arrived;
+        jobs[i].returned = &returned;
+        jobs[i].result = (fs_wait_result)-1;
+        test_thread_start(&threads[i], waiter_once, &jobs[i]);
+    }
+    EXPECT(test_wait_for_u32(&arrived, N_WAITERS, 3000));
+    test_sleep_ms(100);        /* let them all park */
+    EXPECT_EQ_INT(fs_load_u32(&returned), 0);
+
+    /* A wake-up can miss only if no waiter had parked yet; then try again.
+     * Each call wakes at most one, so "exactly one" is still tested. */
+    for (attempts = 0; attempts < 20 && !woken; attempts++) {
+        fs_wake_one(&word);
+        woken = test_wait_for_u32(&returned, 1, 200);
+    }
+    EXPECT(woken);
+    test_sleep_ms(150);
+    EXPECT_EQ_INT(fs_load_u32(&returned), 1);
+
+    fs_wake_all(&word);
+    EXPECT(test_wait_for_u32(&returned, N_WAITERS, 3000));
+    test_sleep_ms(20);
+    EXPECT_EQ_INT(fs_load_u32(&returned), N_WAITERS);
+    for (i = 0; i < N_WAITERS; i++) {
+        test_thread_join(&threads[i]);
+        EXPECT_EQ_INT(jobs[i].result, FS_WAIT_WOKEN);
+    }
+}
+
+static void test_wake_is_per_address(void)
+{
+    /* Waiters on a few words; wake-ups aimed at hundreds of other words (so
+     * some surely share a bucket with them) must leave them asleep. */
+    static fs_atomic_u32 words[4 + 300];
+    fs_atomic_u32 arrived, returned;
+    wait_job jobs[N_WAITERS];
+    test_thread threads[N_WAITERS];
+    size_t i;
+    for (i = 0; i < sizeof words / sizeof words[0]; i++)
+        fs_store_u32(&words[i], 0);
+    fs_store_u32(&arrived, 0);
+    fs_store_u32(&returned, 0);
+    for (i = 0; i < N_WAITERS; i++) {
+        jobs[i].word = &words[i];
+        jobs[i].deadline = fs_deadline_after(MS(8000));
+        jobs[i].arrived = &arrived;
+        jobs[i].returned = &returned;
+        test_thread_start(&threads[i], waiter_once, &jobs[i]);
+    }
+    EXPECT(test_wait_for_u32(&arrived, N_WAITERS, 3000));
+    test_sleep_ms(100);
+    for (i = N_WAITERS; i < sizeof words / sizeof words[0]; i++) {
+        fs_wake_one(&words[i]);
+        fs_wake_all(&words[i]);
+    }
+    test_sleep_ms(150);
+    EXPECT_EQ_INT(fs_load_u32(&returned), 0);
+    for (i = 0; i < N_WAITERS; i++)
+        fs_wake_all(&words[i]);
+    EXPECT(test_wait_for_u32(&returned, N_WAITERS, 3000));
+    for (i = 0; i < N_WAITERS; i++) {
+        test_thread_join(&threads[i]);
+        EXPECT_EQ_INT(jobs[i].result, FS_WAIT_WOKEN);
+    }
+}
+
+/* ---- Lock ------------------------------------------------------------------- */
+
+static void test_lock_basics(void)
+{
+    fs_lock lock;
+    fs_lock_init(&lock);
+    EXPECT(!fs_lock_is_locked(&lock));
+    EXPECT(fs_lock_try_acquire(&lock));
+    EXPECT(fs_lock_is_locked(&lock));
+    EXPECT(!fs_lock_try_acquire(&lock));
+    EXPECT_EQ_INT(fs_lock_release(&lock), 1);
+    EXPECT(!fs_lock_is_locked(&lock));
+    EXPECT_EQ_INT(fs_lock_release(&lock), 0);          /* not held */
+    EXPECT_EQ_INT(fs_lock_acquire_until(&lock, FS_NO_DEADLINE), FS_ACQUIRED);
+    EXPECT_EQ_INT(fs_lock_acquire_until(&lock, fs_monotonic_ns()), FS_TIMED_OUT);
+    EXPECT_EQ_INT(fs_lock_release(&lock), 1);
+    EXPECT_EQ_INT(fs_lock_acquire_until(&lock, fs_monotonic_ns() - MS(10)), FS_ACQUIRED);
+    EXPECT_EQ_INT(fs_lock_release(&lock), 1);
+}
+
+static void test_lock_timeout_not_early(void)
+{
+    static const int64_t timeouts[] = { 0, 1000, 500000, MS(1), MS(3), MS(10), MS(25) };
+    fs_lock lock;
+    size_t i;
+    fs_lock_init(&lock);
+    EXPECT(fs_lock_try_acquire(&lock));
+    for (i = 0; i < sizeof timeouts / sizeof timeouts[0]; i++) {
+        int64_t deadline = fs_deadline_after(timeouts[i]);
+        fs_result r = fs_lock_acquire_until(&lock, deadline);
+        int64_t now = fs_monotonic_ns();
+        EXPECT_EQ_INT(r, FS_TIMED_OUT);
+        EXPECT(now >= deadline);
+        EXPECT(now - deadline < MS(500));
+    }
+    EXPECT(fs_lock_is_locked(&lock));
+    EXPECT_EQ_INT(fs_lock_release(&lock), 1);
+    /* The contended mark left behind costs nothing but a spare wake-up. */
+    EXPECT(fs_lock_try_acquire(&lock));
+    EXPECT_EQ_INT(fs_lock_release(&lock), 1);
+}
+
+#define MX_THREADS 4
+#define MX_ITERATIONS 100000
+
+typedef struct {
+    fs_lock *lock;
+    fs_atomic_u32 *ready;          /* start together, so they contend */
+    long *counter;                 /* deliberately not atomic */
+    int index;
+    int64_t short_timeout;         /* 0: block with a generous deadline */
+    long failures, timeouts;
+} mx_job;
+
+static void *mx_worker(void *p)
+{
+    mx_job *job = (mx_job *)p;
+    int i;
+    test_add_u32(job->ready, 1);
+    while (fs_load_u32(job->ready) < MX_THREADS) {}
+    for (i = 0; i < MX_ITERATIONS; i++) {
+        fs_result r;
+        volatile int spin;
+        if (job->short_timeout) {
+            /* Give up and retry often: exercises the give-up path racing
+             * with the holder's wake-up. */
+            do {
+                r = fs_lock_try_acquire(job->lock) ? FS_ACQUIRED
+                    : fs_lock_acquire_until(job->lock, fs_deadline_after(job->short_timeout));
+                if (r == FS_TIMED_OUT)
+                    job->timeouts++;
+            } while (r == FS_TIMED_OUT);
+        } else if ((i + job->index) % 2) {
+            r = test_lock_acquire(job->lock, fs_deadline_after(MS(5000)));
+        } else {
+            r = test_lock_acquire(job->lock, FS_NO_DEADLINE);
+        }
+        if (r != FS_ACQUIRED) {
+            job->failures++;
+            break;
+        }
+        ++*job->counter;
+        for (spin = 0; spin < (job->short_timeout ? 400 : 20); spin++) {}
+        if (!fs_lock_release(job->lock)) {
+            job->failures++;
+            break;
+        }
+    }
+    return NULL;
+}
+
+static void run_mutual_exclusion(int64_t short_timeout)
+{
+    fs_lock lock;
+    fs_atomic_u32 ready;
+    long counter = 0, timeouts = 0;
+    mx_job jobs[MX_THREADS];
+    test_thread threads[MX_THREADS];
+    int i;
+    fs_lock_init(&lock);
+    fs_store_u32(&ready, 0);
+    for (i = 0; i < MX_THREADS; i++) {
+        jobs[i].lock = &lock;
+        jobs[i].ready = &ready;
+        jobs[i].counter = &counter;
+        jobs[i].index = i;
+        jobs[i].short_timeout = short_timeout;
+        jobs[i].failures = jobs[i].timeouts = 0;
+        test_thread_start(&threads[i], mx_worker, &jobs[i]);
+    }
+    for (i = 0; i < MX_THREADS; i++) {
+        test_thread_join(&threads[i]);
+        EXPECT_EQ_INT(jobs[i].failures, 0);
+        timeouts += jobs[i].timeouts;
+    }
+    EXPECT_EQ_INT(counter, (long)MX_THREADS * MX_ITERATIONS);
+    EXPECT(!fs_lock_is_locked(&lock));
+    if (short_timeout)
+        test_note("%ld timed-out attempts", timeouts);
+}
+
+static void test_lock_mutual_exclusion(void) { run_mutual_exclusion(0); }
+static void test_lock_mutual_exclusion_short_timeouts(void) { run_mutual_exclusion(5000); }
+
+/* Two held locks used as binary semaphores (any thread may release, as with
+ * threading.Lock): every round is a blocking acquire that needs a wake-up. */
+#define HANDOFF_ROUNDS 20000
+
+typedef struct {
+    fs_lock a, b;
+    long failures;
+} handoff_state;
+
+static void *handoff_partner(void *p)
+{
+    handoff_state *s = (handoff_state *)p;
+    int i;
+    for (i = 0; i < HANDOFF_ROUNDS; i++) {
+        if (test_lock_acquire(&s->a, fs_deadline_after(MS(3000))) != FS_ACQUIRED
+                || !fs_lock_release(&s->b)) {
+            s->failures++;
+            break;
+        }
+    }
+    return NULL;
+}
+
+static void test_lock_handoff(void)
+{
+    handoff_state s;
+    test_thread t;
+    int i;
+    long main_failures = 0;
+    fs_lock_init(&s.a);
+    fs_lock_init(&s.b);
+    s.failures = 0;
+    EXPECT(fs_lock_try_acquire(&s.a));
+    EXPECT(fs_lock_try_acquire(&s.b));
+    test_thread_start(&t, handoff_partner, &s);
+    for (i = 0; i < HANDOFF_ROUNDS; i++) {
+        if (!fs_lock_release(&s.a)
+                || test_lock_acquire(&s.b, fs_deadline_after(MS(3000))) != FS_ACQUIRED) {
+            main_failures++;
+            break;
+        }
+    }
+    test_thread_join(&t);
+    EXPECT_EQ_INT(main_failures, 0);
+    EXPECT_EQ_INT(s.failures, 0);
+}
+
+/* ---- RLock helpers ------------------------------------------------------------ */
+
+static void test_rlock_helpers(void)
+{
+    fs_rlock r;
+    const uintptr_t me = 0x1234, other = 0x5678;
+    fs_rlock_init(&r);
+    EXPECT(!fs_rlock_is_owned(&r, me));
+    EXPECT(!fs_rlock_is_owned(&r, 0));
+    EXPECT(!fs_lock_is_locked(&r.lock));
+
+    EXPECT(fs_lock_try_acquire(&r.lock));
+    fs_rlock_take(&r, me, 1);
+    EXPECT(fs_rlock_is_owned(&r, me));
+    EXPECT(!fs_rlock_is_owned(&r, other));
+    EXPECT_EQ_INT(fs_load_uptr_relaxed(&r.count), 1);
+    EXPECT_EQ_INT(fs_load_uptr_relaxed(&r.owner), me);
+
+    /* Re-entry is the caller's bookkeeping: count goes up, owner stays. */
+    fs_rlock_take(&r, me, 3);
+    EXPECT(fs_rlock_is_owned(&r, me));
+    EXPECT_EQ_INT(fs_load_uptr_relaxed(&r.count), 3);
+    EXPECT(!fs_lock_try_acquire(&r.lock));
+
+    fs_rlock_release_all(&r);
+    EXPECT(!fs_rlock_is_owned(&r, me));
+    EXPECT_EQ_INT(fs_load_uptr_relaxed(&r.count), 0);
+    EXPECT_EQ_INT(fs_load_uptr_relaxed(&r.owner), 0);
+    EXPECT(!fs_lock_is_locked(&r.lock));
+
+    /* Another thread can take it now. */
+    EXPECT(fs_lock_try_acquire(&r.lock));
+    fs_rlock_take(&r, other, 1);
+    EXPECT(fs_rlock_is_owned(&r, other));
+    EXPECT(!fs_rlock_is_owned(&r, me));
+    fs_rlock_release_all(&r);
+    EXPECT((unsigned long)FS_RLOCK_COUNT_MAX == ULONG_MAX);
+}
+
+/* ---- Event -------------------------------------------------------------------- */
+
+static void test_event_basics(void)
+{
+    static const int64_t timeouts[] = { 0, 1000, MS(1), MS(4), MS(15) };
+    fs_event e;
+    size_t i;
+    fs_event_init(&e, 0);
+    EXPECT(!fs_event_is_set(&e));
+    fs_event_set(&e);
+    EXPECT(fs_event_is_set(&e));
+    fs_event_set(&e);                        /* idempotent */
+    EXPECT(fs_event_is_set(&e));
+    EXPECT_EQ_INT(test_event_wait(&e, fs_monotonic_ns()), FS_ACQUIRED);
+    EXPECT_EQ_INT(fs_event_wait_until(&e, fs_event_state(&e), FS_NO_DEADLINE), FS_ACQUIRED);
+    fs_event_clear(&e);
+    EXPECT(!fs_event_is_set(&e));
+    fs_event_clear(&e);                      /* idempotent */
+    EXPECT(!fs_event_is_set(&e));
+    for (i = 0; i < sizeof timeouts / sizeof timeouts[0]; i++) {
+        int64_t deadline = fs_deadline_after(timeouts[i]);
+        fs_result r = test_event_wait(&e, deadline);
+        int64_t now = fs_monotonic_ns();
+        EXPECT_EQ_INT(r, FS_TIMED_OUT);
+        EXPECT(now >= deadline);
+        EXPECT(now - deadline < MS(500));
+    }
+    /* A timed-out waiter left the waiters bit; set() must still work. */
+    fs_event_set(&e);
+    EXPECT(fs_event_is_set(&e));
+    EXPECT_EQ_INT(test_event_wait(&e, fs_monotonic_ns()), FS_ACQUIRED);
+
+    fs_event_init(&e, 1);
+    EXPECT(fs_event_is_set(&e));
+    fs_event_reinit_after_fork(&e);
+    EXPECT(fs_event_is_set(&e));
+}
+
+static void test_event_generation_rule_single_thread(void)
+{
+    /* A caller that stopped waiting (deadline, signal) and calls again with
+     * its first observed state still sees a set() that came in between, even
+     * if clear() followed. */
+    fs_event e;
+    uint32_t observed;
+    fs_event_init(&e, 0);
+    observed = fs_event_state(&e);
+    EXPECT_EQ_INT(fs_event_wait_until(&e, observed, fs_deadline_after(MS(5))), FS_TIMED_OUT);
+    fs_event_set(&e);
+    fs_event_clear(&e);
+    EXPECT(!fs_event_is_set(&e));
+    EXPECT_EQ_INT(fs_event_wait_until(&e, observed, fs_deadline_after(MS(5))), FS_ACQUIRED);
+    /* A fresh look does not see it any more. */
+    EXPECT_EQ_INT(test_event_wait(&e, fs_deadline_after(MS(5))), FS_TIMED_OUT);
+}
+
+#define EV_WAITERS 4
+
+typedef struct {
+    fs_event *event;
+    fs_atomic_u32 *arrived, *returned;
+    fs_result result;
+    double waited_ms;
+} event_job;
+
+static void *event_waiter(void *p)
+{
+    event_job *job = (event_job *)p;
+    uint32_t observed = fs_event_state(job->event);
+    int64_t start = fs_monotonic_ns();
+    test_add_u32(job->arrived, 1);
+    if (observed & FS_EVENT_SET)
+        job->result = FS_ACQUIRED;
+    else
+        job->result = fs_event_wait_until(job->event, observed, fs_deadline_after(MS(5000)));
+    job->waited_ms = test_ms_since(start);
+    test_add_u32(job->returned, 1);
+    return NULL;
+}
+
+static void run_event_waiters(int clear_right_away)
+{
+    fs_event e;
+    fs_atomic_u32 arrived, returned;
+    event_job jobs[EV_WAITERS];
+    test_thread threads[EV_WAITERS];
+    int i;
+    fs_event_init(&e, 0);
+    fs_store_u32(&arrived, 0);
+    fs_store_u32(&returned, 0);
+    for (i = 0; i < EV_WAITERS; i++) {
+        jobs[i].event = &e;
+        jobs[i].arrived = &arrived;
+        jobs[i].returned = &returned;
+        jobs[i].result = (fs_result)-1;
+        test_thread_start(&threads[i], event_waiter, &jobs[i]);
+    }
+    EXPECT(test_wait_for_u32(&arrived, EV_WAITERS, 3000));
+    /* Once one waiter has announced itself, set() takes the path that bumps
+     * the generation, which every waiter that looked before set() honours. */
+    for (i = 0; i < 3000 && !(fs_event_state(&e) & FS_EVENT_WAITERS); i++)
+        test_sleep_ms(1);
+    EXPECT(fs_event_state(&e) & FS_EVENT_WAITERS);
+    test_sleep_ms(30);
+    EXPECT_EQ_INT(fs_load_u32(&returned), 0);
+    fs_event_set(&e);
+    if (clear_right_away)
+        fs_event_clear(&e);
+    EXPECT(test_wait_for_u32(&returned, EV_WAITERS, 3000));
+    for (i = 0; i < EV_WAITERS; i++) {
+        test_thread_join(&threads[i]);
+        EXPECT_EQ_INT(jobs[i].result, FS_ACQUIRED);
+        EXPECT(jobs[i].waited_ms < 3000);
+    }
+    EXPECT_EQ_INT(fs_event_is_set(&e), !clear_right_away);
+}
+
+static void test_event_set_wakes_all_waiters(void) { run_event_waiters(0); }
+static void test_event_set_then_clear_still_wakes(void) { run_event_waiters(1); }
+
+/* Ping-pong: each round needs a blocking wait and a wake-up on both sides. */
+#define PING_ROUNDS 20000
+
+typedef struct {
+    fs_event ping, pong;
+    fs_atomic_u32 stop;
+    long failures;
+} ping_state;
+
+static void *ponger(void *p)
+{
+    ping_state *s = (ping_state *)p;
+    int i;
+    for (i = 0; i < PING_ROUNDS && !fs_load_u32(&s->stop); i++) {
+        if (test_event_wait(&s->ping, fs_deadline_after(MS(3000))) != FS_ACQUIRED) {
+            s->failures++;
+            fs_store_u32(&s->stop, 1);
+            break;
+        }
+        fs_event_clear(&s->ping);
+        fs_event_set(&s->pong);
+    }
+    return NULL;
+}
+
+static void test_event_ping_pong(void)
+{
+    ping_state s;
+    test_thread t;
+    int i;
+    long main_failures = 0;
+    int64_t start = fs_monotonic_ns();
+    fs_event_init(&s.ping, 0);
+    fs_event_init(&s.pong, 0);
+    fs_store_u32(&s.stop, 0);
+    s.failures = 0;
+    test_thread_start(&t, ponger, &s);
+    for (i = 0; i < PING_ROUNDS && !fs_load_u32(&s.stop); i++) {
+        fs_event_set(&s.ping);
+        if (test_event_wait(&s.pong, fs_deadline_after(MS(3000))) != FS_ACQUIRED) {
+            main_failures++;
+            fs_store_u32(&s.stop, 1);
+            break;
+        }
+        fs_event_clear(&s.pong);
+    }
+    test_thread_join(&t);
+    EXPECT_EQ_INT(main_failures, 0);
+    EXPECT_EQ_INT(s.failures, 0);
+    test_note("%.0f round trips/s", PING_ROUNDS / (test_ms_since(start) / 1000.0));
+}
+
+/* A wake-up that races with an interruption must not be lost.  A waiter
+ * that gives up when interrupted (as a Python thread does when
+ * KeyboardInterrupt propagates) must not swallow the one wake-up that
+ * fs_lock_release sends: if the backend picked it, it reports WOKEN, retries
+ * and takes the lock.  Otherwise the worker queued behind it would sleep to
+ * its deadline.  Each round parks the quitters, then the worker (last, so a
+ * FIFO wake-up picks a quitter), then interrupts the quitters and at once
+ * releases the lock, so the wake-up tends to land while a quitter is on its
+ * way out. */
+#define ABANDON_ROUNDS 150
+#define ABANDON_QUITTERS 3
+
+typedef struct {
+    fs_lock *lock;
+    int quitter;
+    fs_atomic_u32 *arrived;
+    fs_result result;
+    double waited_ms;
+} abandon_job;
+
+static void *abandon_thread(void *p)
+{
+    abandon_job *job = (abandon_job *)p;
+    int64_t start = fs_monotonic_ns(), deadline = fs_deadline_after(MS(5000));
+    fs_result r;
+    test_add_u32(job->arrived, 1);
+    r = fs_lock_acquire_until(job->lock, deadline);
+    while (r == FS_INTERRUPTED && !job->quitter)
+        r = fs_lock_acquire_until(job->lock, deadline);
+    job->waited_ms = test_ms_since(start);
+    job->result = r;
+    if (r == FS_ACQUIRED)
+        fs_lock_release(job->lock);
+    return NULL;
+}
+
+void test_interrupted_waiter_keeps_its_wakeup(void)
+{
+    int round, i, interrupted = 0, slow = 0;
+    double worst = 0;
+    for (round = 0; round < ABANDON_ROUNDS; round++) {
+        fs_lock lock;
+        fs_atomic_u32 arrived;
+        abandon_job jobs[1 + ABANDON_QUITTERS];
+        test_thread threads[1 + ABANDON_QUITTERS];
+        fs_lock_init(&lock);
+        fs_store_u32(&arrived, 0);
+        EXPECT(fs_lock_try_acquire(&lock));
+        for (i = 0; i <= ABANDON_QUITTERS; i++) {
+            jobs[i].lock = &lock;
+            jobs[i].quitter = i > 0;
+            jobs[i].arrived = &arrived;
+            jobs[i].result = (fs_result)-1;
+        }
+        for (i = 1; i <= ABANDON_QUITTERS; i++)
+            test_thread_start(&threads[i], abandon_thread, &jobs[i]);
+        EXPECT(test_wait_for_u32(&arrived, ABANDON_QUITTERS, 3000));
+        test_sleep_ms(2);
+        test_interrupt_exempt_begin();
+        test_thread_start(&threads[0], abandon_thread, &jobs[0]);
+        EXPECT(test_wait_for_u32(&arrived, 1 + ABANDON_QUITTERS, 3000));
+        test_sleep_ms(2);
+        test_interrupt_exempt_end();
+        for (i = 1; i <= ABANDON_QUITTERS; i++)
+            test_interrupt_thread(&threads[i]);
+        fs_lock_release(&lock);
+        for (i = 0; i <= ABANDON_QUITTERS; i++)
+            test_thread_join(&threads[i]);
+        EXPECT_EQ_INT(jobs[0].result, FS_ACQUIRED);
+        if (jobs[0].waited_ms > worst)
+            worst = jobs[0].waited_ms;
+        if (jobs[0].waited_ms > 2000)
+            slow++;
+        for (i = 1; i <= ABANDON_QUITTERS; i++) {
+            EXPECT(jobs[i].result == FS_ACQUIRED || jobs[i].result == FS_INTERRUPTED);
+            interrupted += jobs[i].result == FS_INTERRUPTED;
+        }
+        EXPECT(!fs_lock_is_locked(&lock));
+        if (slow)
+            break;
+    }
+    EXPECT_EQ_INT(slow, 0);
+    test_note("%d quitters interrupted, worker waited at most %.1f ms", interrupted, worst);
+}
+
+void run_core_tests(void)
+{
+    RUN(test_monotonic_clock, 5);
+    RUN(test_deadline_after_saturates, 5);
+    RUN(test_wait_returns_when_value_differs, 5);
+    RUN(test_wait_timeout_not_early, 10);
+    RUN(test_wait_far_deadline, 5);
+    RUN(test_wake_one_wakes_exactly_one, 15);
+    RUN(test_wake_is_per_address, 15);
+    RUN(test_lock_basics, 5);
+    RUN(test_lock_timeout_not_early, 10);
+    RUN(test_lock_mutual_exclusion, 20);
+    RUN(test_lock_mutual_exclusion_short_timeouts, 20);
+    RUN(test_lock_handoff, 20);
+    RUN(test_rlock_helpers, 5);
+    RUN(test_event_basics, 10);
+    RUN(test_event_generation_rule_single_thread, 5);
+    RUN(test_event_set_wakes_all_waiters, 15);
+    RUN(test_event_set_then_clear_still_wakes, 15);
+    RUN(test_event_ping_pong, 20);
+}
