@@ -61,6 +61,9 @@ static inline void fs_lock_init(fs_lock *lock)
 static inline int fs_lock_try_acquire(fs_lock *lock)
 {
     uint32_t expected = FS_LOCK_FREE;
+    /* A plain look first: failing on a held lock needs no locked instruction. */
+    if (fs_load_u32(&lock->state) != FS_LOCK_FREE)
+        return 0;
     return fs_cas_u32(&lock->state, &expected, FS_LOCK_HELD);
 }
 

@@ -3,17 +3,21 @@
 Every test that takes `backend` (or a fixture built on it) runs twice, with ids
 `cython` and `python`.  The compiled backend must be importable: if it is
 missing the cython tests fail, unless FASTSYNC_NO_EXTENSIONS=1 asked for the
-fallback, in which case they are deselected."""
+fallback (or on PyPy, where it is never built), in which case they are
+deselected."""
 
 import importlib
 import os
+import platform
 
 import pytest
 
 import fastsync
 from fastsync._env import NO_EXTENSIONS, env_flag
 
-FALLBACK_REQUESTED = env_flag(NO_EXTENSIONS)
+# The extension is never built on PyPy (or any non-CPython): the fallback is
+# what users get there, as if they had asked for it.
+FALLBACK_REQUESTED = env_flag(NO_EXTENSIONS) or platform.python_implementation() != "CPython"
 BACKEND_MODULES = {"cython": "fastsync._compiled", "python": "fastsync._fallback"}
 
 

@@ -2,6 +2,7 @@
 
 import importlib.util
 import os
+import platform
 
 import pytest
 
@@ -19,6 +20,8 @@ def default_backend():
     """What an import with no switch must pick.  The extension may be absent
     only in a run that asked for the fallback (e.g. the no-compiler install);
     otherwise a missing extension is a broken build and must fail here."""
+    if platform.python_implementation() != "CPython":
+        return "python"
     if env_flag(NO_EXTENSIONS) and importlib.util.find_spec("fastsync._compiled") is None:
         return "python"
     return "cython"

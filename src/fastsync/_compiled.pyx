@@ -195,6 +195,17 @@ cdef inline bint is_wait_forever(object timeout) except -1:
     return (type(timeout) is int or type(timeout) is float) and timeout == -1
 
 
+cdef inline int64_t timeout_for(object blocking, object timeout) except -2:
+    """acquire_timeout_ns with the two common calls, acquire() and
+    acquire(False), answered without a full parse."""
+    if is_wait_forever(timeout):
+        if blocking is True:
+            return -1
+        if blocking is False:
+            return 0
+    return acquire_timeout_ns(blocking, timeout)
+
+
 cdef inline int64_t deadline_for(int64_t timeout_ns) noexcept:
     return FS_NO_DEADLINE if timeout_ns < 0 else fs_deadline_after(timeout_ns)
 
@@ -247,9 +258,7 @@ cdef class Lock:
         """Acquire the lock, blocking or not, with an optional timeout in seconds.
 
         Returns True if the lock was acquired, False if not."""
-        cdef int64_t timeout_ns = -1
-        if blocking is not True or not is_wait_forever(timeout):
-            timeout_ns = acquire_timeout_ns(blocking, timeout)
+        cdef int64_t timeout_ns = timeout_for(blocking, timeout)
         if fs_lock_try_acquire(&self._lock):
             return True
         if timeout_ns == 0:
@@ -317,10 +326,8 @@ cdef class RLock:
         """Acquire the lock, or count one more level if this thread holds it.
 
         Returns True if the lock was acquired, False if not."""
-        cdef int64_t timeout_ns = -1
+        cdef int64_t timeout_ns = timeout_for(blocking, timeout)
         cdef uintptr_t me = thread_id()
-        if blocking is not True or not is_wait_forever(timeout):
-            timeout_ns = acquire_timeout_ns(blocking, timeout)
         if self._enter_owned(me):
             return True
         if not fs_lock_try_acquire(&self._rlock.lock):
@@ -546,6 +553,9 @@ cdef class Semaphore:
 
     def release(self, n=1):
         """Return n slots, waking as many waiting threads."""
+        if type(n) is int and n == 1:
+            self._release(1)
+            return
         if n < 1:
             raise ValueError("n must be one or more")
         self._release(_index(n))

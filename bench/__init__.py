@@ -1,0 +1,7 @@
+"""fastsync's benchmark suite; run it with `python bench/run.py`.
+
+Modules: run (the script), cli (its options), cases (what is timed),
+implementations (who is compared), runner (how samples are taken), report
+(table, notes, JSON, plot), environment (what the run happened on) and targets
+(issue 3's goals, checked with --targets).
+"""

@@ -1,0 +1,235 @@
+"""What is timed: the case registry.
+
+A case names the primitive it needs (its `kind`: "Lock", "Event", ...) and
+knows how to time `size` repetitions of its operation given a constructor for
+that kind.  Every implementation providing the kind runs exactly the same code,
+so only the object differs.  To add a case, define it here and append it to
+CASES; while no fastsync backend provides its kind the run skips it and says so.
+
+Single-thread cases are timeit-style loops generated from a statement written
+as users write it (`lock.acquire()` on a local variable, no pre-bound methods).
+The statement is repeated UNROLL times per iteration so the loop itself adds
+well under a nanosecond per operation.  Multi-thread cases time from the moment
+all their threads are released together until the last one ends.
+"""
+
+from __future__ import annotations
+
+import itertools
+import textwrap
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional, Tuple
+
+UNROLL = 10
+QUEUE_MAXSIZE = 100
+THREAD_TIMEOUT_S = 120.0   # longer than any sample: a worker still running is hung
+
+# measure(constructor, size) -> (elapsed ns, operations done)
+Measure = Callable[[Callable, int], Tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str          # stable id: JSON keys, --only
+    title: str         # shown in the table; says what one operation is
+    kind: str          # the primitive needed, by its threading name
+    measure: Measure
+    code: str          # what is timed, shown by --list and stored in the JSON
+    uncontended: bool  # a single-thread call that never blocks: the floor applies
+    stdlib_only_ok: bool = False   # worth running even if fastsync can't take part yet
+
+
+# ---------------------------------------------------------------------------
+# Single-thread loops
+
+def loop_case(name: str, title: str, kind: str, statement: str,
+              prepare: Optional[Callable] = None) -> Case:
+    """A case timing `statement` on a fresh object, `prepare`d first."""
+    var = kind.lower()
+    body = textwrap.indent("\n".join([statement] * UNROLL), " " * 8)
+    source = (
+        f"def timed_loop({var}, repeats, clock):\n"
+        f"    start = clock()\n"
+        f"    for _ in repeats:\n"
+        f"{body}\n"
+        f"    return clock() - start\n"
+    )
+    namespace: dict = {}
+    exec(compile(source, f"<bench case {name}>", "exec"), namespace)
+    timed_loop = namespace["timed_loop"]
+
+    def measure(constructor: Callable, size: int) -> Tuple[int, int]:
+        obj = constructor()
+        if prepare is not None:
+            prepare(obj)
+        elapsed = timed_loop(obj, itertools.repeat(None, size), time.perf_counter_ns)
+        return elapsed, size * UNROLL
+
+    return Case(name, title, kind, measure, code=statement, uncontended=True)
+
+
+def _hold(lock) -> None:
+    lock.acquire()
+
+
+def _set(event) -> None:
+    event.set()
+
+
+# ---------------------------------------------------------------------------
+# Several threads
+
+def run_threads(*workers: Callable[[], None]) -> int:
+    """Run each worker in its own thread, released together; ns until all end."""
+    start = threading.Barrier(len(workers) + 1)
+    failures: list = []
+
+    def run(work: Callable[[], None]) -> None:
+        start.wait()
+        try:
+            work()
+        except BaseException as error:   # reported by the main thread
+            failures.append(error)
+
+    threads = [threading.Thread(target=run, args=(work,), daemon=True) for work in workers]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    began = time.perf_counter_ns()
+    deadline = time.monotonic() + THREAD_TIMEOUT_S
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            raise RuntimeError(f"a worker thread still runs after {THREAD_TIMEOUT_S:.0f} s: hung?")
+    elapsed = time.perf_counter_ns() - began
+    if failures:
+        raise failures[0]
+    return elapsed
+
+
+def event_ping_pong(Event: Callable, size: int) -> Tuple[int, int]:
+    ping, pong = Event(), Event()
+
+    def serve() -> None:
+        for _ in range(size):
+            ping.wait()
+            ping.clear()
+            pong.set()
+
+    def play() -> None:
+        for _ in range(size):
+            ping.set()
+            pong.wait()
+            pong.clear()
+
+    return run_threads(serve, play), size
+
+
+def lock_contention(threads: int) -> Measure:
+    def measure(Lock: Callable, size: int) -> Tuple[int, int]:
+        lock = Lock()
+        counter = [0]
+
+        def work() -> None:
+            for _ in range(size):
+                lock.acquire()
+                counter[0] += 1
+                lock.release()
+
+        elapsed = run_threads(*[work] * threads)
+        if counter[0] != threads * size:
+            raise AssertionError(f"lost updates ({counter[0]} of {threads * size}): "
+                                 "the lock let two threads in")
+        return elapsed, threads * size
+
+    return measure
+
+
+def queue_producer_consumer(Queue: Callable, size: int) -> Tuple[int, int]:
+    items = Queue(QUEUE_MAXSIZE)
+
+    def produce() -> None:
+        for i in range(size):
+            items.put(i)
+
+    def consume() -> None:
+        for _ in range(size):
+            items.get()
+
+    return run_threads(produce, consume), size
+
+
+def condition_ping_pong(Condition: Callable, size: int) -> Tuple[int, int]:
+    condition = Condition()
+    turn = [0]
+
+    def player(me: int) -> Callable[[], None]:
+        def play() -> None:
+            for _ in range(size):
+                with condition:
+                    while turn[0] != me:
+                        condition.wait()
+                    turn[0] = 1 - me
+                    condition.notify()
+        return play
+
+    return run_threads(player(0), player(1)), size
+
+
+def barrier_rounds(Barrier: Callable, size: int) -> Tuple[int, int]:
+    barrier = Barrier(2)
+
+    def work() -> None:
+        for _ in range(size):
+            barrier.wait()
+
+    return run_threads(work, work), size
+
+
+def thread_case(name: str, title: str, kind: str, measure: Measure, code: str,
+                stdlib_only_ok: bool = False) -> Case:
+    return Case(name, title, kind, measure, code=code, uncontended=False,
+                stdlib_only_ok=stdlib_only_ok)
+
+
+# ---------------------------------------------------------------------------
+# The registry, in table order
+
+CASES = [
+    loop_case("lock.with", "Lock: with lock", "Lock", "with lock:\n    pass"),
+    loop_case("lock.acquire_release", "Lock: acquire()+release()", "Lock",
+              "lock.acquire()\nlock.release()"),
+    loop_case("lock.try_held", "Lock: acquire(False) on a held lock", "Lock",
+              "lock.acquire(False)", prepare=_hold),
+    loop_case("rlock.with_nested", "RLock: nested with (2 levels)", "RLock",
+              "with rlock:\n    with rlock:\n        pass"),
+    loop_case("rlock.acquire_release", "RLock: acquire()+release()", "RLock",
+              "rlock.acquire()\nrlock.release()"),
+    loop_case("event.is_set", "Event: is_set()", "Event", "event.is_set()"),
+    loop_case("event.set_clear", "Event: set()+clear()", "Event", "event.set()\nevent.clear()"),
+    loop_case("event.wait_set", "Event: wait() on a set event", "Event", "event.wait()",
+              prepare=_set),
+    loop_case("event.wait0_clear", "Event: wait(0) on a clear event", "Event", "event.wait(0)"),
+    loop_case("semaphore.acquire_release", "Semaphore: acquire()+release()", "Semaphore",
+              "semaphore.acquire()\nsemaphore.release()"),
+    thread_case("event.ping_pong", "Event: ping-pong, 2 threads (round trip)", "Event",
+                event_ping_pong,
+                "A: ping.set(); pong.wait(); pong.clear()  B: ping.wait(); ping.clear(); pong.set()"),
+    thread_case("lock.contended_2", "Lock: 2 threads contending (per acquire)", "Lock",
+                lock_contention(2),
+                "each of 2 threads: lock.acquire(); counter[0] += 1; lock.release()"),
+    thread_case("lock.contended_4", "Lock: 4 threads contending (per acquire)", "Lock",
+                lock_contention(4),
+                "each of 4 threads: lock.acquire(); counter[0] += 1; lock.release()"),
+    thread_case("queue.producer_consumer", "queue.Queue: producer -> consumer (per item)",
+                "Queue", queue_producer_consumer,
+                f"Queue({QUEUE_MAXSIZE}); one thread put()s, another get()s",
+                stdlib_only_ok=True),
+    thread_case("condition.ping_pong", "Condition: ping-pong, 2 threads (round trip)",
+                "Condition", condition_ping_pong,
+                "2 threads take turns: with cond: wait() for my turn; pass it; notify()"),
+    thread_case("barrier.rounds", "Barrier: 2 threads (per round)", "Barrier", barrier_rounds,
+                "Barrier(2); both threads call wait() in a loop"),
+]

@@ -1,0 +1,99 @@
+"""Command line: `python bench/run.py [--quick] [--json FILE] [--plot FILE.png] ...`"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import textwrap
+from typing import List, Optional
+
+from . import environment, report, runner, targets
+from .cases import CASES
+from .implementations import discover
+
+EXIT_FAILED_CASE = 1   # a measurement raised: fastsync (or the benchmark) is broken
+EXIT_USAGE = 2
+
+
+def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python bench/run.py",
+        description="Time fastsync's primitives against threading's, fastrlock's and the "
+                    "floor (an empty compiled call) and print a table of ns/op and speedups.")
+    parser.add_argument("--quick", action="store_true",
+                        help="a short smoke run (a few seconds); its numbers are rough")
+    parser.add_argument("--json", metavar="FILE", help="also write all results to FILE as JSON")
+    parser.add_argument("--plot", metavar="FILE.png",
+                        help="also draw the speedups as a bar chart (needs matplotlib)")
+    parser.add_argument("--repeat", type=int, metavar="N",
+                        help=f"samples per implementation and case (default: {runner.FULL.repeats}, "
+                             f"quick: {runner.QUICK.repeats})")
+    parser.add_argument("-k", "--only", action="append", metavar="TEXT",
+                        help="run only the cases whose id or title contains TEXT (repeatable)")
+    parser.add_argument("--list", action="store_true", help="list the cases and exit")
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    parser.add_argument("--targets", action="store_true",
+                        help="also check the speed targets of issue 3")
+    args = parser.parse_args(argv)
+    if args.repeat is not None and args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    cases = [c for c in CASES
+             if not args.only or any(t.lower() in f"{c.name} {c.title}".lower() for t in args.only)]
+    if not cases:
+        print(f"no case matches {args.only}; see --list", file=sys.stderr)
+        return EXIT_USAGE
+    if args.list:
+        for case in cases:
+            print(f"{case.name:<26} {case.title}")
+            print(textwrap.indent(case.code, " " * 30))
+        return 0
+    try:
+        import fastsync  # noqa: F401
+    except ImportError as error:
+        print(f"cannot import fastsync ({error}): install it (pip install .), or run with "
+              "PYTHONPATH=src after building it in place", file=sys.stderr)
+        return EXIT_USAGE
+    if args.plot:
+        problem = report.check_plotting()
+        if problem:   # say so now, not after the whole run
+            print(problem, file=sys.stderr)
+            return EXIT_USAGE
+
+    settings = runner.QUICK if args.quick else runner.FULL
+    if args.repeat:
+        settings = dataclasses.replace(settings, repeats=args.repeat)
+    implementations, missing = discover()
+    env = environment.collect()
+    print("fastsync benchmark" + (" (--quick: a smoke run, rough numbers)" if args.quick else ""))
+    print(report.header(environment.describe(env), settings, implementations))
+    warning = environment.busy_warning(env)
+    if warning:
+        print(warning)
+    sys.stdout.flush()
+
+    results = runner.plan(cases, implementations)
+    runner.run(results, implementations, settings, report.Progress())
+    print()
+    print(report.table(results, implementations, markdown=args.markdown))
+    print()
+    print(report.notes(results, missing))
+    if args.targets:
+        print()
+        print("Issue 3 targets (compiled backend):")
+        print(targets.format_checks(targets.check(results)))
+    if args.json:
+        report.write_json(args.json, report.to_json(results, implementations, missing, env, settings))
+        print(f"\nResults written to {args.json}")
+    if args.plot:
+        python = env["python"]
+        report.plot(args.plot, results, implementations,
+                    f"fastsync vs threading, {python['implementation']} {python['version']}")
+        print(f"Chart written to {args.plot}")
+    failed = any(m.error for r in results for m in r.measurements.values())
+    return EXIT_FAILED_CASE if failed else 0

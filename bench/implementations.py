@@ -1,0 +1,108 @@
+"""Who is compared: fastsync's two backends, threading, fastrlock and the floor.
+
+Each implementation maps a kind ("Lock", "Event", ..., "Queue") to a
+constructor.  The fastsync backends' classes are looked up by name, so a
+primitive a backend doesn't have yet is simply absent, and benchmarked as soon
+as it exists, without touching this file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import queue
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Tuple
+
+from .cases import Case
+
+# Every kind a case may ask for, by its name in threading.
+KINDS = ("Lock", "RLock", "Event", "Condition", "Semaphore", "BoundedSemaphore", "Barrier")
+
+BASELINE = "threading"
+FLOOR = "floor"
+FASTSYNC = ("cython", "python")
+BACKEND_MODULES = {"cython": "fastsync._compiled", "python": "fastsync._fallback"}
+
+
+@dataclass(frozen=True)
+class Implementation:
+    name: str     # id: JSON keys and column order
+    label: str    # column header
+    constructors: Dict[str, Callable] = field(default_factory=dict)
+    uncontended_only: bool = False   # the floor means nothing once threads wait
+
+    def constructor_for(self, case: Case) -> Optional[Callable]:
+        if self.uncontended_only and not case.uncontended:
+            return None
+        return self.constructors.get(case.kind)
+
+
+def discover() -> Tuple[List[Implementation], List[str]]:
+    """The implementations importable here, and a note for each one missing."""
+    found: List[Implementation] = []
+    notes: List[str] = []
+    found.append(Implementation(BASELINE, "threading", _threading_constructors()))
+    for name in FASTSYNC:
+        label = f"fastsync ({name})"
+        try:
+            module = importlib.import_module(BACKEND_MODULES[name])
+        except ImportError as error:
+            notes.append(f"{label}: not available ({error})")
+            continue
+        constructors = {kind: getattr(module, kind) for kind in KINDS if hasattr(module, kind)}
+        queue_constructor, why_not = patched_queue(name)
+        if queue_constructor is None:
+            notes.append(f"{label} in queue.Queue: {why_not}")
+        else:
+            constructors["Queue"] = queue_constructor
+        found.append(Implementation(name, label, constructors))
+    try:
+        from fastrlock.rlock import FastRLock
+    except ImportError:
+        notes.append("fastrlock: not installed (pip install fastrlock to compare RLock with it)")
+    else:
+        found.append(Implementation("fastrlock", "fastrlock", {"RLock": FastRLock}))
+    try:
+        from fastsync._compiled import _CallFloor
+    except ImportError:
+        notes.append("floor: needs the compiled backend")
+    else:
+        found.append(Implementation(FLOOR, "floor", {kind: _CallFloor for kind in KINDS},
+                                    uncontended_only=True))
+    return found, notes
+
+
+def _threading_constructors() -> Dict[str, Callable]:
+    constructors = {kind: getattr(threading, kind) for kind in KINDS}
+    constructors["Queue"] = queue.Queue
+    return constructors
+
+
+# ---------------------------------------------------------------------------
+# queue.Queue, through fastsync.patch()
+
+def patched_queue(backend: str) -> Tuple[Optional[Callable], str]:
+    """A constructor of queue.Queue running on fastsync, or None and why not.
+
+    queue.Queue builds its Lock and Conditions through the threading module,
+    which only fastsync.patch() changes, and only to the default backend."""
+    import fastsync
+
+    if not hasattr(fastsync, "patched"):
+        return None, "fastsync.patch() doesn't exist yet"
+    if backend != fastsync.BACKEND:
+        return None, f"fastsync.patch() installs the default backend ({fastsync.BACKEND}) only"
+
+    def make_queue(maxsize: int = 0) -> queue.Queue:
+        with fastsync.patched():
+            return queue.Queue(maxsize)   # keeps fastsync's primitives once unpatched
+
+    return make_queue, ""
+
+
+def why_missing(kind: str) -> str:
+    """Why no fastsync backend takes part in cases of this kind."""
+    if kind == "Queue":
+        return "queue.Queue runs on threading's own primitives until fastsync.patch() exists"
+    return f"fastsync has no {kind} yet"

@@ -1,0 +1,70 @@
+"""Issue 3's speed targets, checked against this run (shown with --targets)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Sequence
+
+from .implementations import BASELINE, FLOOR
+from .runner import CaseResult
+
+FLOOR_LIMIT = 1.15          # every uncontended call within this factor of the floor
+FALLBACK_LOCK_LIMIT = 1.5   # the fallback's Lock/RLock within this factor of threading
+
+
+@dataclass(frozen=True)
+class Check:
+    target: str
+    measured: Optional[float]   # None: not measured in this run
+    met: Optional[bool]
+
+
+def check(results: Sequence[CaseResult], version=sys.version_info) -> List[Check]:
+    by_name = {r.case.name: r for r in results}
+    with_limit = 1.8 if version < (3, 12) else 1.5
+    speedups = [
+        ("lock.acquire_release", 2.5), ("lock.with", with_limit), ("rlock.acquire_release", 2.4),
+        ("event.set_clear", 30), ("event.wait_set", 20), ("event.wait0_clear", 25),
+        ("event.is_set", 2), ("lock.contended_2", 1.5), ("event.ping_pong", 1.15),
+    ]
+    checks = [_target(by_name.get(name), name, "fastsync (cython) speedup", ("cython", BASELINE),
+                      lambda r: r.speedup("cython"), at_least=limit)
+              for name, limit in speedups]
+    ran = [r for r in results if not r.skipped]
+    checks += [_target(r, r.case.name, "fastsync (cython) / fastrlock time",
+                       ("cython", "fastrlock"),
+                       lambda r: r.median("cython") / r.median("fastrlock"), at_most=1.0)
+               for r in ran if r.case.kind == "RLock"]
+    checks += [_target(r, r.case.name, "fastsync (cython) / floor", ("cython", FLOOR),
+                       lambda r: r.floor_ratio("cython"), at_most=FLOOR_LIMIT)
+               for r in ran if r.case.uncontended]
+    checks += [_target(r, r.case.name, "fastsync (python) / threading time", ("python", BASELINE),
+                       lambda r: 1 / r.speedup("python"),
+                       at_most=FALLBACK_LOCK_LIMIT if r.case.kind in ("Lock", "RLock") else 1.0)
+               for r in ran if r.case.kind in ("Lock", "RLock", "Event")]
+    return checks
+
+
+def format_checks(checks: Sequence[Check]) -> str:
+    lines = []
+    for c in checks:
+        status = "n/a " if c.met is None else "met " if c.met else "MISS"
+        value = "not measured" if c.measured is None else f"{c.measured:.3f}"
+        lines.append(f"{status}  {c.target}: {value}")
+    met = sum(c.met is True for c in checks)
+    lines.append(f"{met} of {len(checks)} targets met")
+    return "\n".join(lines)
+
+
+def _target(result: Optional[CaseResult], case: str, what: str, needed: Sequence[str],
+            value: Callable[[CaseResult], float], at_least: Optional[float] = None,
+            at_most: Optional[float] = None) -> Check:
+    """`what` in `case` at least / at most a limit; unmeasured if an implementation is missing."""
+    relation = f">= {at_least}" if at_least is not None else f"<= {at_most}"
+    target = f"{case}: {what} {relation}"
+    if result is None or any(result.median(name) is None for name in needed):
+        return Check(target, None, None)
+    measured = value(result)
+    met = measured >= at_least if at_least is not None else measured <= at_most
+    return Check(target, measured, met)
