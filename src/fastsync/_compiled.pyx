@@ -101,6 +101,55 @@ cdef extern from "fastsync.h" nogil:
     fs_result fs_cond_wait_notified(fs_cond_waiter *waiter, int64_t deadline_ns)
 
 
+# ---------------------------------------------------------------------------
+# __exit__ without an argument tuple
+#
+# threading's __exit__ takes any arguments, (*exc_info).  A Cython def with
+# *args makes CPython build a tuple on every `with` exit, which costs about a
+# third of an uncontended `with lock:`.  So the classes below get an __exit__
+# written as a METH_FASTCALL C function with the same signature, which ignores
+# its arguments and calls the class's release code (registered per slot).
+
+cdef extern from *:
+    """
+    typedef PyObject *(*fastsync_exit_fn)(PyObject *self);
+    static fastsync_exit_fn fastsync_exit_impl[4];
+
+    #define FASTSYNC_EXIT(n) \
+        static PyObject *fastsync_exit_##n(PyObject *self, PyObject *const *args, \
+                                           Py_ssize_t nargs) \
+        { (void)args; (void)nargs; return fastsync_exit_impl[n](self); }
+    FASTSYNC_EXIT(0)
+    FASTSYNC_EXIT(1)
+    FASTSYNC_EXIT(2)
+    FASTSYNC_EXIT(3)
+
+    #define FASTSYNC_EXIT_DEF(n) \
+        {"__exit__", (PyCFunction)(void (*)(void))fastsync_exit_##n, METH_FASTCALL, \
+         "__exit__($self, /, *exc_info)\\n--\\n\\nRelease; the arguments are ignored."}
+    static PyMethodDef fastsync_exit_defs[4] = {
+        FASTSYNC_EXIT_DEF(0), FASTSYNC_EXIT_DEF(1), FASTSYNC_EXIT_DEF(2), FASTSYNC_EXIT_DEF(3)
+    };
+
+    static int fastsync_install_exit(PyObject *type, int slot, fastsync_exit_fn impl)
+    {
+        PyTypeObject *tp = (PyTypeObject *)type;
+        PyObject *method;
+        int failed;
+        fastsync_exit_impl[slot] = impl;
+        method = PyDescr_NewMethod(tp, &fastsync_exit_defs[slot]);
+        if (method == NULL)
+            return -1;
+        failed = PyDict_SetItemString(tp->tp_dict, "__exit__", method);
+        Py_DECREF(method);
+        PyType_Modified(tp);
+        return failed;
+    }
+    """
+    ctypedef object (*fastsync_exit_fn)(object)
+    int fastsync_install_exit(object type, int slot, fastsync_exit_fn impl) except -1
+
+
 __all__ = ["Barrier", "BoundedSemaphore", "Condition", "Event", "Lock", "RLock", "Semaphore"]
 
 WAIT_BACKEND = FS_WAIT_BACKEND_NAME.decode("ascii")
@@ -275,9 +324,7 @@ cdef class Lock:
         if not fs_lock_release(&self._lock):
             raise RuntimeError("release unlocked lock")
 
-    def __exit__(self, *exc_info):
-        if not fs_lock_release(&self._lock):
-            raise RuntimeError("release unlocked lock")
+    # __exit__: lock_exit, installed below the class.
 
     def locked(self):
         """True if the lock is held by some thread."""
@@ -292,6 +339,13 @@ cdef class Lock:
 
     def __reduce_ex__(self, protocol):
         raise cannot_pickle(self)
+
+
+cdef object lock_exit(object self):
+    if not fs_lock_release(&(<Lock>self)._lock):
+        raise RuntimeError("release unlocked lock")
+
+fastsync_install_exit(Lock, 0, lock_exit)
 
 
 # ---------------------------------------------------------------------------
@@ -361,8 +415,7 @@ cdef class RLock:
         """Undo one acquire(); RuntimeError unless this thread holds the lock."""
         self._release_one()
 
-    def __exit__(self, *exc_info):
-        self._release_one()
+    # __exit__: rlock_exit, installed below the class.
 
     def locked(self):
         """True if the lock is held by some thread (as RLock.locked() in 3.14)."""
@@ -409,6 +462,12 @@ cdef class RLock:
 
     def __reduce_ex__(self, protocol):
         raise cannot_pickle(self)
+
+
+cdef object rlock_exit(object self):
+    (<RLock>self)._release_one()
+
+fastsync_install_exit(RLock, 1, rlock_exit)
 
 
 # ---------------------------------------------------------------------------
@@ -560,8 +619,7 @@ cdef class Semaphore:
             raise ValueError("n must be one or more")
         self._release(_index(n))
 
-    def __exit__(self, *exc_info):
-        self._release(1)
+    # __exit__: semaphore_exit, installed below the class.
 
     @cython.final
     cdef int _release(self, uint64_t n) except -1:
@@ -580,6 +638,12 @@ cdef class Semaphore:
 
     def __reduce_ex__(self, protocol):
         raise cannot_pickle(self)
+
+
+cdef object semaphore_exit(object self):
+    (<Semaphore>self)._release(1)
+
+fastsync_install_exit(Semaphore, 2, semaphore_exit)
 
 
 cdef class BoundedSemaphore(Semaphore):
@@ -658,13 +722,27 @@ cdef class Condition:
         return self._lock.release()
 
     def __enter__(self):
+        cdef RLock rlock
+        cdef uintptr_t me
         if self._kind == FS_LOCK:
-            return (<Lock>self._lock).__enter__()
+            if not fs_lock_try_acquire(&(<Lock>self._lock)._lock):
+                lock_acquire_blocking(&(<Lock>self._lock)._lock, -1)
+            return True
+        if self._kind == FS_RLOCK:
+            rlock = <RLock>self._lock
+            me = thread_id()
+            if not rlock._enter_owned(me):
+                if not fs_lock_try_acquire(&rlock._rlock.lock):
+                    lock_acquire_blocking(&rlock._rlock.lock, -1)
+                fs_rlock_take(&rlock._rlock, me, 1)
+            return True
         return self._lock.__enter__()
 
     def __exit__(self, *args):
         if self._kind == FS_LOCK:
-            return (<Lock>self._lock).__exit__()
+            return lock_exit(self._lock)
+        if self._kind == FS_RLOCK:
+            return rlock_exit(self._lock)
         return self._lock.__exit__(*args)
 
     def _is_owned(self):
@@ -830,8 +908,7 @@ cdef class _CallFloor:
     def __enter__(self):
         return True
 
-    def __exit__(self, *exc_info):
-        pass
+    # __exit__: floor_exit, installed below the class.
 
     def is_set(self):
         return True
@@ -844,3 +921,9 @@ cdef class _CallFloor:
 
     def wait(self, timeout=None):
         return True
+
+
+cdef object floor_exit(object self):
+    return None
+
+fastsync_install_exit(_CallFloor, 3, floor_exit)
