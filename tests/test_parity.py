@@ -151,6 +151,7 @@ def _signature(function):
         return None
 
 
+@pytest.mark.cython   # needs the compiled backend beside the fallback
 @pytest.mark.parametrize("kind", sorted(PUBLIC_METHODS))
 def test_backends_expose_same_names_and_signatures(kind):
     import fastsync._compiled as compiled
