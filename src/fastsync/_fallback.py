@@ -26,6 +26,39 @@ _allocate_lock = _thread.allocate_lock
 _StdRLock = _thread.RLock
 
 
+def _enter_returns_lock() -> bool:
+    """What `with lock as x` binds x to on this interpreter: True on CPython,
+    the lock itself on PyPy.  Our Lock follows suit (RLock inherits it)."""
+    probe = _allocate_lock()
+    entered = probe.__enter__()
+    probe.release()
+    return entered is probe
+
+
+_ENTER_RETURNS_LOCK = _enter_returns_lock()
+
+
+class _Delegated:
+    """A Lock method that is the wrapped _thread lock's own bound method.
+
+    No Python frame of ours runs after the lock changes hands, so a signal
+    handler's exception (KeyboardInterrupt) can't land between the acquire and
+    the return, as it could in a Python wrapper; arguments and errors are
+    exactly threading's.  On the class, the attribute is the documented
+    function below (for help() and inspect.signature)."""
+
+    __slots__ = ("_name", "_template")
+
+    def __init__(self, template: Any) -> None:
+        self._template = template
+        self._name = template.__name__
+
+    def __get__(self, lock: Any, owner: Any = None) -> Any:
+        if lock is None:
+            return self._template
+        return getattr(lock._lock, self._name)
+
+
 class Lock:
     """A primitive lock, like threading.Lock; any thread may release it."""
 
@@ -38,28 +71,31 @@ class Lock:
     def __init__(self) -> None:
         self._lock = _allocate_lock()
 
+    @_Delegated
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         """Acquire the lock, blocking or not, with an optional timeout in seconds.
 
         Returns True if the lock was acquired, False if not."""
-        return self._lock.acquire(blocking, timeout)
 
+    @_Delegated
     def __enter__(self) -> bool:
-        return self._lock.acquire()
+        """Acquire the lock."""
 
+    @_Delegated
     def release(self) -> None:
         """Release the lock; RuntimeError if it is not locked."""
-        self._lock.release()
 
+    @_Delegated
     def __exit__(self, *exc_info: object) -> None:
-        self._lock.release()
+        """Release the lock."""
 
+    @_Delegated
     def locked(self) -> bool:
         """True if the lock is held by some thread."""
-        return self._lock.locked()
 
+    @_Delegated
     def _at_fork_reinit(self) -> None:
-        self._lock._at_fork_reinit()
+        """Reset to unlocked: for the child after fork()."""
 
     def __repr__(self) -> str:
         state = "locked" if self._lock.locked() else "unlocked"
