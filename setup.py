@@ -52,17 +52,23 @@ class OptionalBuildExt(build_ext):
         try:
             super().run()
         except Exception as error:   # e.g. no compiler found at all
-            self._fall_back(error)
+            self._fall_back(error, self.extensions)
 
     def build_extension(self, ext):
         try:
             super().build_extension(ext)
         except Exception as error:   # compile or link failed
-            self._fall_back(error)
+            self._fall_back(error, [ext])
 
-    def _fall_back(self, error):
+    def _fall_back(self, error, extensions):
         if REQUIRE_EXTENSIONS:
             raise error
+        # A module left in build/ by an earlier successful build would
+        # otherwise be packaged as if this build had worked.
+        for ext in extensions:
+            stale = self.get_ext_fullpath(ext.name)
+            if os.path.exists(stale):
+                os.remove(stale)
         message = BANNER.format(error=error)
         sys.stderr.write(message)
         # pip hides build output unless it fails; this file tells the user why.
