@@ -28,9 +28,6 @@ import warnings
 from fastsync._barrier import BrokenBarrierError, make_barrier_class
 from fastsync._common import ISSET_WARNING, ISSET_WARNS, NOTIFYALL_WARNING, cannot_pickle, type_name
 
-cdef extern from "pythread.h":
-    unsigned long PyThread_get_thread_ident() nogil
-
 cdef extern from "Python.h":
     unsigned long PyLong_AsUnsignedLongMask(object) except? -1
 
@@ -351,8 +348,22 @@ fastsync_install_exit(Lock, 0, lock_exit)
 # ---------------------------------------------------------------------------
 # RLock
 
-cdef unsigned long thread_id() noexcept nogil:
-    return PyThread_get_thread_ident()
+cdef extern from *:
+    """
+    /* threading.get_ident() without the call into libpython: CPython's
+     * PyThread_get_thread_ident is exactly this on both families. */
+    #if defined(_WIN32)
+    #  define fastsync_thread_ident() ((unsigned long)GetCurrentThreadId())
+    #else
+    #  include <pthread.h>
+    #  define fastsync_thread_ident() ((unsigned long)pthread_self())
+    #endif
+    """
+    unsigned long fastsync_thread_ident() nogil
+
+
+cdef inline unsigned long thread_id() noexcept nogil:
+    return fastsync_thread_ident()
 
 
 cdef class RLock:
