@@ -1,6 +1,8 @@
 """Small tools the tests share (importable because tests/ has no __init__.py)."""
 
+import gc
 import os
+import platform
 import subprocess
 import sys
 import textwrap
@@ -10,6 +12,34 @@ import time
 import pytest
 
 LINUX = sys.platform.startswith("linux")
+CPYTHON = platform.python_implementation() == "CPython"
+
+
+def _threading_enter_gives_lock(kind):
+    reference = getattr(threading, kind)()
+    with reference as entered:
+        return entered is reference
+
+
+# What `with lock as x` binds x to is threading's choice on the running
+# Python: True on CPython, the lock itself on PyPy.  Read before any test can
+# patch threading.
+_ENTER_GIVES_LOCK = {kind: _threading_enter_gives_lock(kind) for kind in ("Lock", "RLock")}
+
+
+def entered_value(lock, kind):
+    """What `lock.__enter__()` must return, for a fastsync Lock or RLock
+    (`kind`): what threading's own `kind` returns."""
+    return lock if _ENTER_GIVES_LOCK[kind] else True
+
+
+def gc_collect():
+    """Make objects without references go away now.  CPython frees them at
+    once by reference counting, so this does nothing there (a test relying on
+    it keeps checking that); PyPy's garbage collector needs explicit passes."""
+    if not CPYTHON:
+        for _ in range(3):
+            gc.collect()
 
 
 def run_python(code, *, env=None, replace_env=False, timeout=60, **kwargs):

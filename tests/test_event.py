@@ -10,7 +10,7 @@ import weakref
 
 import pytest
 
-from helpers import LINUX, start, thread_cpu_seconds, wait_until_blocked
+from helpers import LINUX, gc_collect, start, thread_cpu_seconds, wait_until_blocked
 
 
 def test_flag(Event):
@@ -177,6 +177,9 @@ def test_weak_references(Event):
     event = Event()
     ref = weakref.ref(event)
     assert ref() is event
+    del event
+    gc_collect()
+    assert ref() is None
 
 
 @pytest.mark.parametrize("dump", [pickle.dumps, copy.copy])

@@ -28,7 +28,8 @@ _StdRLock = _thread.RLock
 
 def _enter_returns_lock() -> bool:
     """What `with lock as x` binds x to on this interpreter: True on CPython,
-    the lock itself on PyPy.  Our Lock follows suit (RLock inherits it)."""
+    the lock itself on PyPy.  Our Lock follows suit (RLock inherits it from
+    the interpreter's RLock)."""
     probe = _allocate_lock()
     entered = probe.__enter__()
     probe.release()
@@ -77,9 +78,19 @@ class Lock:
 
         Returns True if the lock was acquired, False if not."""
 
-    @_Delegated
-    def __enter__(self) -> bool:
-        """Acquire the lock."""
+    if _ENTER_RETURNS_LOCK:
+        def __enter__(self) -> Any:
+            """Acquire the lock; returns the lock, as PyPy's own locks do.
+
+            A Python method (PyPy's lock type can't be subclassed), so a
+            signal handler's exception can land between the acquire and the
+            return."""
+            self._lock.acquire()
+            return self
+    else:
+        @_Delegated
+        def __enter__(self) -> bool:
+            """Acquire the lock."""
 
     @_Delegated
     def release(self) -> None:
