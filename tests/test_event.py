@@ -4,7 +4,6 @@ import copy
 import pickle
 import re
 import sys
-import threading
 import time
 import weakref
 

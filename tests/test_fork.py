@@ -1,7 +1,6 @@
 """Use after os.fork(): the child sees what threading's child would see."""
 
 import os
-import sys
 
 import pytest
 

@@ -14,7 +14,6 @@ import _thread
 import threading
 import warnings
 from operator import index as _index
-from time import monotonic as _monotonic
 from typing import Any, NoReturn, Optional, Tuple
 
 from ._barrier import make_barrier_class
