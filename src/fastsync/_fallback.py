@@ -13,6 +13,7 @@ from __future__ import annotations
 import _thread
 import threading
 import warnings
+from operator import attrgetter as _attrgetter
 from operator import index as _index
 from typing import Any, NoReturn, Optional, Tuple
 
@@ -38,25 +39,24 @@ def _enter_returns_lock() -> bool:
 _ENTER_RETURNS_LOCK = _enter_returns_lock()
 
 
-class _Delegated:
+class _Delegated(property):
     """A Lock method that is the wrapped _thread lock's own bound method.
 
-    No Python frame of ours runs after the lock changes hands, so a signal
-    handler's exception (KeyboardInterrupt) can't land between the acquire and
-    the return, as it could in a Python wrapper; arguments and errors are
-    exactly threading's.  On the class, the attribute is the documented
-    function below (for help() and inspect.signature)."""
-
-    __slots__ = ("_name", "_template")
+    A property whose getter is operator.attrgetter, so looking the method up
+    runs no Python code: no frame of ours runs after the lock changes hands,
+    so a signal handler's exception (KeyboardInterrupt) can't land between the
+    acquire and the return, and the call costs little more than threading's.
+    Arguments and errors are exactly threading's.  On the class the attribute
+    stays callable, with the documented function below as its signature."""
 
     def __init__(self, template: Any) -> None:
-        self._template = template
-        self._name = template.__name__
+        super().__init__(_attrgetter("_lock." + template.__name__))
+        self.__doc__ = template.__doc__
+        self.__wrapped__ = template    # what inspect.signature shows
+        self.__name__ = template.__name__
 
-    def __get__(self, lock: Any, owner: Any = None) -> Any:
-        if lock is None:
-            return self._template
-        return getattr(lock._lock, self._name)
+    def __call__(self, lock: Any, *args: Any, **kwargs: Any) -> Any:
+        return self.fget(lock)(*args, **kwargs)
 
 
 class Lock:
