@@ -170,9 +170,15 @@ def test_backends_expose_same_names_and_signatures(kind):
         assert compiled_sig is not None, f"compiled {kind}.{name} has no signature"
         fallback_sig = _signature(getattr(fallback_class, name))
         if fallback_sig is None:
-            # The fallback RLock reuses _thread.RLock's C methods, which have
-            # no signature before 3.13; they are threading's own methods.
-            assert kind == "RLock" and getattr(fallback_class, name) is getattr(threading._CRLock, name)
+            # The fallback's Lock and RLock reuse the _thread locks' own C
+            # methods (an RLock's are inherited, a Lock's bound per instance),
+            # which have no signature before 3.13: they are threading's own.
+            if kind == "RLock":
+                assert getattr(fallback_class, name) is getattr(threading._CRLock, name)
+            else:
+                assert kind == "Lock", name
+                instance = fallback_class()
+                assert getattr(instance, name).__self__ is instance._lock, name
             continue
         # Skip `self`: positional-only in C, positional-or-keyword in Python.
         params = lambda sig: [(p.name, p.kind, p.default) for p in list(sig.parameters.values())[1:]]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import _thread
 import threading
 import warnings
-from operator import attrgetter as _attrgetter
 from operator import index as _index
 from typing import Any, NoReturn, Optional, Tuple
 
@@ -39,73 +38,63 @@ def _enter_returns_lock() -> bool:
 _ENTER_RETURNS_LOCK = _enter_returns_lock()
 
 
-class _Delegated(property):
-    """A Lock method that is the wrapped _thread lock's own bound method.
-
-    A property whose getter is operator.attrgetter, so looking the method up
-    runs no Python code: no frame of ours runs after the lock changes hands,
-    so a signal handler's exception (KeyboardInterrupt) can't land between the
-    acquire and the return, and the call costs little more than threading's.
-    Arguments and errors are exactly threading's.  On the class the attribute
-    stays callable, with the documented function below as its signature."""
-
-    def __init__(self, template: Any) -> None:
-        super().__init__(_attrgetter("_lock." + template.__name__))
-        self.__doc__ = template.__doc__
-        self.__wrapped__ = template    # what inspect.signature shows
-        self.__name__ = template.__name__
-
-    def __call__(self, lock: Any, *args: Any, **kwargs: Any) -> Any:
-        return self.fget(lock)(*args, **kwargs)
+# Lock: the _thread lock's own bound methods, stored per instance in slots.
+# A slot is a data descriptor on the class that CPython reads without running
+# Python code, so `lock.acquire(...)` and `with lock:` call the _thread lock
+# directly: arguments, errors and speed are threading's, and no frame of ours
+# runs after the lock changes hands, so a signal handler's exception
+# (KeyboardInterrupt) can't land between acquiring and returning.  With the
+# GIL-free build in mind, nothing here is shared state: the bound methods are
+# written once, before the object is published.
+_LOCK_DELEGATED = ("acquire", "release", "locked") + (
+    ("__exit__",) if _ENTER_RETURNS_LOCK else ("__enter__", "__exit__"))
+_LOCK_DOCS = {
+    "acquire": "acquire(blocking=True, timeout=-1): take the lock, blocking or not, "
+               "with an optional timeout in seconds; True if taken.",
+    "release": "release(): release the lock; RuntimeError if it is not locked.",
+    "locked": "locked(): True if the lock is held by some thread.",
+    "__enter__": "Acquire the lock.",
+    "__exit__": "Release the lock.",
+}
 
 
 class Lock:
     """A primitive lock, like threading.Lock; any thread may release it."""
 
-    __slots__ = ("_lock", "__weakref__")
+    __slots__ = {"_lock": "The _thread lock doing the work.", "__weakref__": None,
+                 **{name: _LOCK_DOCS[name] for name in _LOCK_DELEGATED}}
 
     def __init_subclass__(cls, **kwargs: Any) -> NoReturn:
         # threading.Lock can't be subclassed, nor can the compiled Lock.
         raise TypeError("type 'fastsync.Lock' is not an acceptable base type")
 
     def __init__(self) -> None:
-        self._lock = _allocate_lock()
-
-    @_Delegated
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        """Acquire the lock, blocking or not, with an optional timeout in seconds.
-
-        Returns True if the lock was acquired, False if not."""
+        lock = _allocate_lock()
+        set_slot = object.__setattr__
+        set_slot(self, "_lock", lock)
+        for name in _LOCK_DELEGATED:
+            set_slot(self, name, getattr(lock, name))
 
     if _ENTER_RETURNS_LOCK:
         def __enter__(self) -> Any:
             """Acquire the lock; returns the lock, as PyPy's own locks do.
 
-            A Python method (PyPy's lock type can't be subclassed), so a
+            A Python method (the _thread lock's would return itself), so a
             signal handler's exception can land between the acquire and the
             return."""
             self._lock.acquire()
             return self
-    else:
-        @_Delegated
-        def __enter__(self) -> bool:
-            """Acquire the lock."""
 
-    @_Delegated
-    def release(self) -> None:
-        """Release the lock; RuntimeError if it is not locked."""
+    def __setattr__(self, name: str, value: Any) -> NoReturn:
+        # The methods are fixed once made, like the attributes of a C type.
+        _refuse_attribute(self, name)
 
-    @_Delegated
-    def __exit__(self, *exc_info: object) -> None:
-        """Release the lock."""
+    def __delattr__(self, name: str) -> NoReturn:
+        _refuse_attribute(self, name)
 
-    @_Delegated
-    def locked(self) -> bool:
-        """True if the lock is held by some thread."""
-
-    @_Delegated
     def _at_fork_reinit(self) -> None:
         """Reset to unlocked: for the child after fork()."""
+        self._lock._at_fork_reinit()
 
     def __repr__(self) -> str:
         state = "locked" if self._lock.locked() else "unlocked"
@@ -113,6 +102,12 @@ class Lock:
 
     def __reduce_ex__(self, protocol: Any) -> NoReturn:
         raise cannot_pickle(self)
+
+
+def _refuse_attribute(lock: Lock, name: str) -> NoReturn:
+    if name in _LOCK_DELEGATED or hasattr(type(lock), name):
+        raise AttributeError(f"{type_name(lock)!r} object attribute {name!r} is read-only")
+    raise AttributeError(f"{type_name(lock)!r} object has no attribute {name!r}")
 
 
 class RLock(_StdRLock):
