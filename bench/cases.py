@@ -20,7 +20,7 @@ import textwrap
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 UNROLL = 10
 QUEUE_MAXSIZE = 100
@@ -39,6 +39,16 @@ class Case:
     code: str          # what is timed, shown by --list and stored in the JSON
     uncontended: bool  # a single-thread call that never blocks: the floor applies
     stdlib_only_ok: bool = False   # worth running even if fastsync can't take part yet
+    handoffs: int = 0  # thread-to-thread hand-offs per operation: the native floor applies
+
+
+class NativeHandoffs:
+    """The floor of a hand-off case, given to measure() as its constructor:
+    run(n) times n hand-offs between two C threads sleeping in fastsync's wait
+    layer, no Python and no GIL -- what the kernel alone takes."""
+
+    def __init__(self, run: Callable[[int], int]) -> None:
+        self.run = run
 
 
 # ---------------------------------------------------------------------------
@@ -56,11 +66,17 @@ def loop_case(name: str, title: str, kind: str, statement: str,
         f"{body}\n"
         f"    return clock() - start\n"
     )
-    namespace: dict = {}
-    exec(compile(source, f"<bench case {name}>", "exec"), namespace)
-    timed_loop = namespace["timed_loop"]
+    # One compiled loop per implementation: CPython 3.11+ specializes each
+    # call site for the types it sees, so a loop shared by the implementations
+    # would keep de-specializing as they alternate and time that churn instead.
+    loops: Dict[Callable, Callable] = {}
 
     def measure(constructor: Callable, size: int) -> Tuple[int, int]:
+        timed_loop = loops.get(constructor)
+        if timed_loop is None:
+            namespace: dict = {}
+            exec(compile(source, f"<bench case {name}>", "exec"), namespace)
+            timed_loop = loops[constructor] = namespace["timed_loop"]
         obj = constructor()
         if prepare is not None:
             prepare(obj)
@@ -189,9 +205,17 @@ def barrier_rounds(Barrier: Callable, size: int) -> Tuple[int, int]:
 
 
 def thread_case(name: str, title: str, kind: str, measure: Measure, code: str,
-                stdlib_only_ok: bool = False) -> Case:
+                stdlib_only_ok: bool = False, handoffs: int = 0) -> Case:
+    if handoffs:
+        threaded = measure
+
+        def measure(constructor: Callable, size: int) -> Tuple[int, int]:
+            if isinstance(constructor, NativeHandoffs):
+                return constructor.run(size * handoffs), size
+            return threaded(constructor, size)
+
     return Case(name, title, kind, measure, code=code, uncontended=False,
-                stdlib_only_ok=stdlib_only_ok)
+                stdlib_only_ok=stdlib_only_ok, handoffs=handoffs)
 
 
 # ---------------------------------------------------------------------------
@@ -216,7 +240,8 @@ CASES = [
               "semaphore.acquire()\nsemaphore.release()"),
     thread_case("event.ping_pong", "Event: ping-pong, 2 threads (round trip)", "Event",
                 event_ping_pong,
-                "A: ping.set(); pong.wait(); pong.clear()  B: ping.wait(); ping.clear(); pong.set()"),
+                "A: ping.set(); pong.wait(); pong.clear()  B: ping.wait(); ping.clear(); pong.set()",
+                handoffs=2),
     thread_case("lock.contended_2", "Lock: 2 threads contending (per acquire)", "Lock",
                 lock_contention(2),
                 "each of 2 threads: lock.acquire(); counter[0] += 1; lock.release()"),
@@ -229,7 +254,9 @@ CASES = [
                 stdlib_only_ok=True),
     thread_case("condition.ping_pong", "Condition: ping-pong, 2 threads (round trip)",
                 "Condition", condition_ping_pong,
-                "2 threads take turns: with cond: wait() for my turn; pass it; notify()"),
+                "2 threads take turns: with cond: wait() for my turn; pass it; notify()",
+                handoffs=2),
     thread_case("barrier.rounds", "Barrier: 2 threads (per round)", "Barrier", barrier_rounds,
-                "Barrier(2); both threads call wait() in a loop"),
+                "Barrier(2); both threads call wait() in a loop",
+                handoffs=1),   # the second to arrive wakes the first, then arrives first
 ]

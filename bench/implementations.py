@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
-from .cases import Case
+from .cases import Case, NativeHandoffs
 
 # Every kind a case may ask for, by its name in threading.
 KINDS = ("Lock", "RLock", "Event", "Condition", "Semaphore", "BoundedSemaphore", "Barrier")
@@ -30,11 +30,14 @@ class Implementation:
     name: str     # id: JSON keys and column order
     label: str    # column header
     constructors: Dict[str, Callable] = field(default_factory=dict)
-    uncontended_only: bool = False   # the floor means nothing once threads wait
+    # The floor: _CallFloor for single-thread calls, NativeHandoffs for the
+    # cases that hand off between threads, nothing for the other thread cases.
+    native_handoffs: Optional[NativeHandoffs] = None
+    is_floor: bool = False
 
     def constructor_for(self, case: Case) -> Optional[Callable]:
-        if self.uncontended_only and not case.uncontended:
-            return None
+        if self.is_floor and not case.uncontended:
+            return self.native_handoffs if case.handoffs else None
         return self.constructors.get(case.kind)
 
 
@@ -64,12 +67,13 @@ def discover() -> Tuple[List[Implementation], List[str]]:
     else:
         found.append(Implementation("fastrlock", "fastrlock", {"RLock": FastRLock}))
     try:
-        from fastsync._compiled import _CallFloor
+        from fastsync._compiled import _CallFloor, _native_handoffs
     except ImportError:
         notes.append("floor: needs the compiled backend")
     else:
         found.append(Implementation(FLOOR, "floor", {kind: _CallFloor for kind in KINDS},
-                                    uncontended_only=True))
+                                    native_handoffs=NativeHandoffs(_native_handoffs),
+                                    is_floor=True))
     return found, notes
 
 

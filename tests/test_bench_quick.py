@@ -42,3 +42,23 @@ def test_quick_run_prints_the_table_and_writes_json(tmp_path):
     lock = cases["lock.acquire_release"]["results"]
     assert {"threading", "python"} <= set(lock)
     assert len(lock["threading"]["ns_per_op_samples"]) == data["settings"]["repeats"]
+    if "cython" in lock:   # the floors come from the compiled extension
+        assert "floor" in lock
+        # Hand-off cases get the native floor; other thread cases get none.
+        assert "floor" in cases["event.ping_pong"]["results"]
+        assert "floor" not in cases["lock.contended_2"]["results"]
+
+
+@pytest.mark.cython
+@pytest.mark.timeout(60)
+def test_native_handoff_floor():
+    from fastsync._compiled import _native_handoffs
+
+    for count in (1, 2, 101):
+        elapsed = _native_handoffs(count)
+        assert type(elapsed) is int and elapsed > 0
+    for bad in (0, -1, 2**30):
+        with pytest.raises(ValueError):
+            _native_handoffs(bad)
+    with pytest.raises(TypeError):
+        _native_handoffs("10")

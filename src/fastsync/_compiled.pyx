@@ -17,6 +17,7 @@ cimport cython
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.float cimport PyFloat_Check, PyFloat_AS_DOUBLE
 from cpython.long cimport PyLong_Check, PyLong_AsLongLongAndOverflow
+from cpython.pythread cimport PyThread_start_new_thread
 from libc.math cimport ceil, floor, isnan
 from libc.stdint cimport UINT64_MAX, int64_t, uint32_t, uint64_t, uintptr_t
 
@@ -34,6 +35,14 @@ cdef extern from "Python.h":
 cdef extern from "fs_wait.h":
     const char *FS_WAIT_BACKEND_NAME
     void fs_wait_after_fork_child() nogil
+    ctypedef struct fs_atomic_u32:
+        pass
+    ctypedef enum fs_wait_result:
+        pass
+    fs_wait_result fs_wait(fs_atomic_u32 *addr, uint32_t expected, int64_t deadline_ns) nogil
+    void fs_wake_one(fs_atomic_u32 *addr) nogil
+    uint32_t fs_load_u32(const fs_atomic_u32 *addr) nogil
+    void fs_store_u32(fs_atomic_u32 *addr, uint32_t value) nogil
 
 cdef extern from "fastsync.h" nogil:
     int64_t FS_NO_DEADLINE
@@ -43,6 +52,7 @@ cdef extern from "fastsync.h" nogil:
         FS_INTERRUPTED
         FS_WOKEN
     int64_t fs_deadline_after(int64_t timeout_ns)
+    int64_t fs_monotonic_ns()
 
     ctypedef struct fs_lock:
         pass
@@ -938,3 +948,57 @@ cdef object floor_exit(object self):
     return None
 
 fastsync_install_exit(_CallFloor, 3, floor_exit)
+
+
+# The floor of the benchmark's hand-off cases (ping-pong, Barrier): the same
+# hand-offs between two C threads over the same wait layer, with no Python and
+# no GIL, so bench/ can show how much of a round trip is the kernel's.
+
+ctypedef struct Handoffs:
+    fs_atomic_u32 turn       # hand-offs so far; the partner moves on even turns
+    fs_atomic_u32 finished   # set by the partner thread as its last act
+    uint32_t limit
+
+
+cdef void take_turns(Handoffs *run, uint32_t parity) noexcept nogil:
+    cdef uint32_t turn
+    while True:
+        turn = fs_load_u32(&run.turn)
+        if turn >= run.limit:
+            return
+        if turn % 2 != parity:
+            fs_wait(&run.turn, turn, FS_NO_DEADLINE)   # woken, changed, or a signal: look again
+        else:
+            fs_store_u32(&run.turn, turn + 1)
+            fs_wake_one(&run.turn)
+
+
+cdef void handoff_partner(void *arg) noexcept nogil:
+    cdef Handoffs *run = <Handoffs *>arg
+    take_turns(run, 0)
+    fs_store_u32(&run.finished, 1)
+    fs_wake_one(&run.finished)
+
+
+def _native_handoffs(long count):
+    """Nanoseconds for `count` hand-offs between this thread and a C thread,
+    each side sleeping in the wait layer until the other passes it the turn.
+    For bench/ only: the GIL is released throughout and Ctrl-C is ignored."""
+    cdef Handoffs run
+    cdef int64_t start, elapsed
+    if not 0 < count < 2**30:
+        raise ValueError("count must be between 1 and 2**30 - 1")
+    fs_store_u32(&run.turn, 0)
+    fs_store_u32(&run.finished, 0)
+    run.limit = <uint32_t>count + 1
+    if PyThread_start_new_thread(handoff_partner, &run) == <unsigned long>-1:
+        raise RuntimeError("can't start a thread")
+    with nogil:
+        while fs_load_u32(&run.turn) == 0:          # the partner's first move: it runs
+            fs_wait(&run.turn, 0, FS_NO_DEADLINE)
+        start = fs_monotonic_ns()
+        take_turns(&run, 1)
+        elapsed = fs_monotonic_ns() - start
+        while fs_load_u32(&run.finished) == 0:      # no thread outlives the call
+            fs_wait(&run.finished, 0, FS_NO_DEADLINE)
+    return elapsed
