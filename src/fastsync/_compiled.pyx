@@ -262,6 +262,21 @@ cdef inline int64_t timeout_for(object blocking, object timeout) except -2:
     return acquire_timeout_ns(blocking, timeout)
 
 
+cdef object ZERO = 0   # CPython's cached small int: `timeout is ZERO` is the cheapest test
+
+
+cdef inline bint is_positive(object timeout) except -1:
+    """`timeout > 0`, without the generic comparison for int and float."""
+    cdef int overflow
+    if timeout is ZERO:
+        return False
+    if type(timeout) is float:
+        return PyFloat_AS_DOUBLE(timeout) > 0    # False for NaN, as in Python
+    if type(timeout) is int:
+        return PyLong_AsLongLongAndOverflow(timeout, &overflow) > 0 or overflow > 0
+    return timeout > 0
+
+
 cdef inline int64_t deadline_for(int64_t timeout_ns) noexcept:
     return FS_NO_DEADLINE if timeout_ns < 0 else fs_deadline_after(timeout_ns)
 
@@ -532,7 +547,7 @@ cdef class Event:
         if timeout is not None:
             # threading.Event compares with 0 first: same errors, same results
             # for NaN and negative values.
-            if not timeout > 0:
+            if not is_positive(timeout):
                 return fs_event_is_set(&self._event)
             timeout_ns = acquire_timeout_ns(True, timeout)
         return event_wait_blocking(&self._event, observed, timeout_ns)
@@ -618,7 +633,7 @@ cdef class Semaphore:
             return False
         if timeout is not None:
             _monotonic() + timeout          # threading's TypeError for non-numbers
-            if not timeout > 0:             # negative, zero or NaN: don't wait
+            if not is_positive(timeout):           # negative, zero or NaN: don't wait
                 return fs_semaphore_try_acquire(&self._sem)
             timeout_ns = acquire_timeout_ns(True, timeout)
         return semaphore_acquire_blocking(&self._sem, timeout_ns)
@@ -812,7 +827,7 @@ cdef class Condition:
         if not self._owned():
             raise RuntimeError("cannot wait on un-acquired lock")
         if timeout is not None:
-            timeout_ns = acquire_timeout_ns(True, timeout) if timeout > 0 else 0
+            timeout_ns = acquire_timeout_ns(True, timeout) if is_positive(timeout) else 0
         fs_cond_enqueue(&self._queue, &waiter)
         saved = None
         try:
