@@ -13,6 +13,7 @@ import pytest
 
 LINUX = sys.platform.startswith("linux")
 CPYTHON = platform.python_implementation() == "CPython"
+PYPY = platform.python_implementation() == "PyPy"
 
 
 def _threading_enter_gives_lock(kind):
