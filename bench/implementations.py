@@ -67,11 +67,14 @@ def discover() -> Tuple[List[Implementation], List[str]]:
     else:
         found.append(Implementation("fastrlock", "fastrlock", {"RLock": FastRLock}))
     try:
-        from fastsync._compiled import _CallFloor, _native_handoffs
+        from fastsync._compiled import _CallFloor, _native_handoffs, _SemaphoreCallFloor
     except ImportError:
         notes.append("floor: needs the compiled backend")
     else:
-        found.append(Implementation(FLOOR, "floor", {kind: _CallFloor for kind in KINDS},
+        floors = {kind: _CallFloor for kind in KINDS}
+        # Semaphore.release takes n: its floor must parse an argument too.
+        floors.update(Semaphore=_SemaphoreCallFloor, BoundedSemaphore=_SemaphoreCallFloor)
+        found.append(Implementation(FLOOR, "floor", floors,
                                     native_handoffs=NativeHandoffs(_native_handoffs),
                                     is_floor=True))
     return found, notes

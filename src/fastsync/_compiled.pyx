@@ -262,7 +262,9 @@ cdef inline int64_t timeout_for(object blocking, object timeout) except -2:
     return acquire_timeout_ns(blocking, timeout)
 
 
-cdef object ZERO = 0   # CPython's cached small int: `timeout is ZERO` is the cheapest test
+# CPython's cached small ints: an identity test is the cheapest look at a value.
+cdef object ZERO = 0
+cdef object ONE = 1
 
 
 cdef inline bint is_positive(object timeout) except -1:
@@ -648,7 +650,7 @@ cdef class Semaphore:
 
     def release(self, n=1):
         """Return n slots, waking as many waiting threads."""
-        if type(n) is int and n == 1:
+        if n is ONE or (type(n) is int and n == 1):
             self._release(1)
             return
         if n < 1:
@@ -963,6 +965,24 @@ cdef object floor_exit(object self):
     return None
 
 fastsync_install_exit(_CallFloor, 3, floor_exit)
+
+
+@cython.final
+cdef class _SemaphoreCallFloor:
+    """The floor in Semaphore's shapes (release takes n).  For bench/ only."""
+
+    def acquire(self, blocking=True, timeout=None):
+        return True
+
+    def release(self, n=1):
+        pass
+
+    def __enter__(self, blocking=True, timeout=None):
+        return True
+
+    # __exit__: floor_exit, installed below the class.
+
+fastsync_install_exit(_SemaphoreCallFloor, 3, floor_exit)   # the same empty __exit__
 
 
 # The floor of the benchmark's hand-off cases (ping-pong, Barrier): the same
