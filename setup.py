@@ -6,6 +6,7 @@ with the pure-Python backend, after a loud warning.  FASTSYNC_REQUIRE_EXTENSIONS
 FASTSYNC_NO_EXTENSIONS=1 skips compiling altogether.
 """
 
+import glob
 import importlib.util
 import os
 import platform
@@ -91,6 +92,8 @@ def extensions():
         "fastsync._compiled",
         sources=["src/fastsync/_compiled.pyx"] + [os.path.join("csrc", name) for name in c_sources],
         include_dirs=["csrc"],
+        # Rebuild when any C file or header changes (setuptools only tracks sources).
+        depends=sorted(glob.glob(os.path.join("csrc", "*.[ch]"))),
         define_macros=macros,
     )
     built = cythonize([extension], compiler_directives={"language_level": "3"})

@@ -1,12 +1,6 @@
 /* Generic POSIX backend (macOS, the BSDs; on Linux only when FS_WAIT_POSIX is
- * defined): a parking lot.
- *
- * Addresses hash into a fixed table of buckets, each a pthread mutex and a
- * list of the threads parked there.  A waiter compares the word with the
- * expected value while holding its bucket's mutex and links itself in before
- * letting go; a waker changes the word first and then takes the same mutex, so
- * it either finds the waiter in the list or the waiter saw the new value.
- * Nothing is lost in between.
+ * defined): the parking lot of fs_parking.h, with pthread mutexes for bucket
+ * locks and a pipe per thread for sleeping and waking.
  *
  * A parked thread sleeps in poll() on the read end of its own pipe, and a
  * waker unlinks it and writes one byte to the write end.  Not a condition
@@ -14,17 +8,12 @@
  * Python needs exactly that (its handlers are installed without SA_RESTART;
  * poll() fails with EINTR on every Unix whatever the flag says).
  *
- * Exactly one byte per wake-up.  A waker unlinks the waiter and sets its
- * `woken` flag under the bucket mutex, then writes the byte after unlocking.
- * A waiter that gives up (deadline, signal) takes the mutex again: if it is
- * still linked it unlinks itself and reports the timeout or interruption; if a
- * waker got there first it waits for that byte and reports a wake-up instead,
- * because the waker counted on it (fs_wake_one gave its one wake-up to us; to
- * report an interruption then would strand the next waiter).  So the pipe is
- * always empty when a wait starts, and no waker ever writes to a thread that
- * has moved on (its pipe could be closed and the descriptor number reused).
- * A stray byte (should never happen) costs one extra loop, not a wrong result.
- * Wakers use the address only as a key and never read the word.
+ * Exactly one byte per wake-up, written after the waker has unlocked the
+ * bucket; a waiter that gives up after a waker chose it waits for that byte
+ * (fs_parking.h says why).  So the pipe is always empty when a wait starts,
+ * and no waker ever writes to a thread that has moved on (its pipe could be
+ * closed and the descriptor number reused).  A stray byte (should never
+ * happen) costs one extra loop, not a wrong result.
  *
  * Pipes are per thread, created on the first wait that blocks (O_CLOEXEC,
  * O_NONBLOCK) and closed by a pthread_key destructor when the thread exits:
@@ -59,43 +48,21 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ---- the table ---------------------------------------------------------- */
+/* ---- the parking lot ------------------------------------------------------ */
 
-typedef struct fs_waiter fs_waiter;
-struct fs_waiter {              /* on the waiting thread's stack */
-    fs_waiter *next, *prev;
-    const fs_atomic_u32 *addr;
-    int wake_fd;                /* write end of the waiter's pipe */
-    fs_atomic_u32 woken;        /* set (under the bucket mutex) when unlinked by a waker */
-};
+typedef pthread_mutex_t fs_bucket_lock;
+typedef int fs_wake_token;      /* write end of the waiter's pipe */
+#include "fs_parking.h"
 
-typedef struct {
-    pthread_mutex_t mutex;
-    fs_waiter *head, *tail;
-} fs_bucket;
+static void bucket_lock_acquire(fs_bucket_lock *lock) { pthread_mutex_lock(lock); }
+static void bucket_lock_release(fs_bucket_lock *lock) { pthread_mutex_unlock(lock); }
 
-#define BUCKET_BITS 8
-static fs_bucket buckets[1u << BUCKET_BITS];
-
-static fs_bucket *bucket_of(const fs_atomic_u32 *addr)
+static void wake_token_send(fs_wake_token fd)
 {
-    /* Fibonacci hashing: the top bits of the product mix every address bit. */
-    uint64_t h = (uint64_t)(uintptr_t)addr * UINT64_C(0x9E3779B97F4A7C15);
-    return &buckets[h >> (64 - BUCKET_BITS)];
-}
-
-static void link_waiter(fs_bucket *b, fs_waiter *w)
-{
-    w->next = NULL;
-    w->prev = b->tail;
-    if (b->tail) b->tail->next = w; else b->head = w;
-    b->tail = w;
-}
-
-static void unlink_waiter(fs_bucket *b, fs_waiter *w)
-{
-    if (w->prev) w->prev->next = w->next; else b->head = w->next;
-    if (w->next) w->next->prev = w->prev; else b->tail = w->prev;
+    const char byte = 0;
+    /* The pipe holds at most the one byte we owe, so this never blocks;
+     * EAGAIN would mean a byte is already there, which wakes the waiter too. */
+    while (write(fd, &byte, 1) < 0 && errno == EINTR) {}
 }
 
 /* ---- per-thread pipes ----------------------------------------------------- */
@@ -213,15 +180,15 @@ static void lock_everything(void)
 {
     size_t i;
     pthread_mutex_lock(&pipes_mutex);
-    for (i = 0; i < sizeof buckets / sizeof buckets[0]; i++)
-        pthread_mutex_lock(&buckets[i].mutex);
+    for (i = 0; i < PARKING_BUCKETS; i++)
+        pthread_mutex_lock(&parking_buckets[i].lock);
 }
 
 static void unlock_everything(void)
 {
     size_t i;
-    for (i = 0; i < sizeof buckets / sizeof buckets[0]; i++)
-        pthread_mutex_unlock(&buckets[i].mutex);
+    for (i = 0; i < PARKING_BUCKETS; i++)
+        pthread_mutex_unlock(&parking_buckets[i].lock);
     pthread_mutex_unlock(&pipes_mutex);
 }
 
@@ -230,8 +197,8 @@ static void forget_parent_threads(void)
 {
     size_t i;
     fs_pipe *mine = have_key ? (fs_pipe *)pthread_getspecific(pipe_key) : NULL;
-    for (i = 0; i < sizeof buckets / sizeof buckets[0]; i++)
-        buckets[i].head = buckets[i].tail = NULL;   /* all were other threads */
+    for (i = 0; i < PARKING_BUCKETS; i++)     /* all were other threads */
+        parking_buckets[i].head = parking_buckets[i].tail = NULL;
     while (pipes != NULL) {
         fs_pipe *p = pipes;
         close_pipe_locked(p);       /* unlinks p; the parent keeps its copy */
@@ -258,8 +225,8 @@ void fs_wait_after_fork_child(void)
     if (!initialized || reset_done_in == getpid())
         return;
     pthread_mutex_init(&pipes_mutex, NULL);
-    for (i = 0; i < sizeof buckets / sizeof buckets[0]; i++)
-        pthread_mutex_init(&buckets[i].mutex, NULL);
+    for (i = 0; i < PARKING_BUCKETS; i++)
+        pthread_mutex_init(&parking_buckets[i].lock, NULL);
     lock_everything();
     forget_parent_threads();
     unlock_everything();
@@ -268,9 +235,9 @@ void fs_wait_after_fork_child(void)
 static void initialize(void)
 {
     size_t i;
-    for (i = 0; i < sizeof buckets / sizeof buckets[0]; i++) {
-        pthread_mutex_init(&buckets[i].mutex, NULL);
-        buckets[i].head = buckets[i].tail = NULL;
+    for (i = 0; i < PARKING_BUCKETS; i++) {
+        pthread_mutex_init(&parking_buckets[i].lock, NULL);
+        parking_buckets[i].head = parking_buckets[i].tail = NULL;
     }
     have_key = pthread_key_create(&pipe_key, pipe_destructor) == 0;
     pthread_atfork(before_fork, after_fork_parent, after_fork_child);
@@ -278,14 +245,6 @@ static void initialize(void)
 }
 
 /* ---- waiting -------------------------------------------------------------- */
-
-/* Milliseconds for poll(), rounded up so that poll never returns before the
- * deadline by its own clock; the caller still rechecks ours. */
-static int poll_timeout_ms(int64_t remaining_ns)
-{
-    int64_t ms = remaining_ns / 1000000 + (remaining_ns % 1000000 != 0);
-    return ms > INT_MAX ? INT_MAX : (int)ms;
-}
 
 /* Empties the (non-blocking) pipe; returns 1 if it held anything. */
 static int drain(int fd)
@@ -345,25 +304,21 @@ static fs_wait_result wait_without_pipe(fs_atomic_u32 *addr, uint32_t expected,
     return FS_WAIT_WOKEN;
 }
 
-static fs_wait_result park(fs_pipe *p, fs_bucket *b, fs_waiter *w,
-                           int64_t deadline_ns)
+static fs_wait_result park(fs_pipe *p, fs_waiter *w, int64_t deadline_ns)
 {
     fs_wait_result outcome;
     for (;;) {
         struct pollfd pfd;
-        int timeout_ms = -1, n;
-        if (deadline_ns != FS_NO_DEADLINE) {
-            int64_t now = fs_monotonic_ns();
-            if (now >= deadline_ns) {
-                outcome = FS_WAIT_TIMED_OUT;
-                break;
-            }
-            timeout_ms = poll_timeout_ms(deadline_ns - now);
+        int64_t timeout_ms;
+        int n;
+        if (!parking_sleep_ms(deadline_ns, INT_MAX, &timeout_ms)) {
+            outcome = FS_WAIT_TIMED_OUT;
+            break;
         }
         pfd.fd = p->read_fd;
         pfd.events = POLLIN;
         pfd.revents = 0;
-        n = poll(&pfd, 1, timeout_ms);
+        n = poll(&pfd, 1, (int)timeout_ms);     /* -1: no deadline */
         if (n > 0) {
             int got = drain(p->read_fd);
             if (fs_load_u32(&w->woken))
@@ -384,23 +339,17 @@ static fs_wait_result park(fs_pipe *p, fs_bucket *b, fs_waiter *w,
         break;
     }
 
-    pthread_mutex_lock(&b->mutex);
-    if (!fs_load_u32(&w->woken)) {
-        unlink_waiter(b, w);
-        pthread_mutex_unlock(&b->mutex);
+    if (parking_withdraw(w))
         return outcome;
-    }
-    pthread_mutex_unlock(&b->mutex);
     await_byte(p->read_fd);
     return FS_WAIT_WOKEN;
 }
 
 fs_wait_result fs_wait(fs_atomic_u32 *addr, uint32_t expected, int64_t deadline_ns)
 {
-    fs_bucket *b;
     fs_pipe *p;
     fs_waiter w;
-    fs_wait_result result;
+    fs_wait_result result = FS_WAIT_WOKEN;
     int cancel_state;
 
     if (fs_load_u32(addr) != expected)
@@ -413,84 +362,25 @@ fs_wait_result fs_wait(fs_atomic_u32 *addr, uint32_t expected, int64_t deadline_
     /* poll() is a cancellation point; a thread cancelled while parked would
      * leave its (stack) record in the bucket.  Defer cancellation instead. */
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
-    b = bucket_of(addr);
-    pthread_mutex_lock(&b->mutex);
-    if (fs_load_u32(addr) != expected) {
-        pthread_mutex_unlock(&b->mutex);
-        pthread_setcancelstate(cancel_state, NULL);
-        return FS_WAIT_WOKEN;
-    }
-    w.addr = addr;
-    w.wake_fd = p->write_fd;
-    fs_store_u32(&w.woken, 0);
-    link_waiter(b, &w);
-    pthread_mutex_unlock(&b->mutex);
-
-    result = park(p, b, &w, deadline_ns);
+    if (parking_enqueue(&w, addr, expected, p->write_fd))
+        result = park(p, &w, deadline_ns);
     pthread_setcancelstate(cancel_state, NULL);
     return result;
 }
 
 /* ---- waking ----------------------------------------------------------------- */
 
-static void send_byte(int fd)
+static void wake(fs_atomic_u32 *addr, int all)
 {
-    const char byte = 0;
-    /* The pipe holds at most the one byte we owe, so this never blocks;
-     * EAGAIN would mean a byte is already there, which wakes the waiter too. */
-    while (write(fd, &byte, 1) < 0 && errno == EINTR) {}
-}
-
-void fs_wake_one(fs_atomic_u32 *addr)
-{
-    fs_bucket *b;
-    fs_waiter *w;
-    int fd = -1, cancel_state;
-
-    pthread_once(&init_once, initialize);
-    b = bucket_of(addr);
-    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
-    pthread_mutex_lock(&b->mutex);
-    for (w = b->head; w != NULL; w = w->next) {
-        if (w->addr == addr) {
-            unlink_waiter(b, w);
-            fd = w->wake_fd;
-            fs_store_u32(&w->woken, 1);
-            break;
-        }
-    }
-    pthread_mutex_unlock(&b->mutex);
-    if (fd >= 0)
-        send_byte(fd);      /* never touch w again: it may be gone */
-    pthread_setcancelstate(cancel_state, NULL);
-}
-
-void fs_wake_all(fs_atomic_u32 *addr)
-{
-    fs_bucket *b;
-    fs_waiter *w, *next, *chosen = NULL;
     int cancel_state;
-
     pthread_once(&init_once, initialize);
-    b = bucket_of(addr);
+    /* write() is a cancellation point too. */
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
-    pthread_mutex_lock(&b->mutex);
-    for (w = b->head; w != NULL; w = next) {
-        next = w->next;
-        if (w->addr == addr) {
-            unlink_waiter(b, w);
-            w->next = chosen;       /* the waiter no longer reads its links */
-            chosen = w;
-            fs_store_u32(&w->woken, 1);
-        }
-    }
-    pthread_mutex_unlock(&b->mutex);
-    for (w = chosen; w != NULL; w = next) {
-        int fd = w->wake_fd;
-        next = w->next;             /* read both before the byte frees w */
-        send_byte(fd);
-    }
+    parking_wake(addr, all);
     pthread_setcancelstate(cancel_state, NULL);
 }
+
+void fs_wake_one(fs_atomic_u32 *addr) { wake(addr, 0); }
+void fs_wake_all(fs_atomic_u32 *addr) { wake(addr, 1); }
 
 #endif /* FS_WAIT_POSIX */

@@ -1,27 +1,19 @@
-/* Windows backend: a parking lot whose waits can also end on an interrupt
+/* Windows backend: the parking lot of fs_parking.h, with SRWLOCKs for bucket
+ * locks and an event per thread, whose waits can also end on an interrupt
  * event.
  *
  * WaitOnAddress would be the natural primitive, but it cannot wait for a
  * handle at the same time, and a Python program blocked on a lock must wake
- * up for Ctrl-C.  So: addresses hash into a fixed table of buckets, each an
- * SRWLOCK and a list of parked threads.  A waiter compares the word with the
- * expected value under its bucket's lock and links itself in before letting
- * go; a waker changes the word first and then takes the same lock, so it
- * either finds the waiter or the waiter saw the new value.
- *
- * A parked thread sleeps in WaitForMultipleObjects on its own auto-reset
- * event (created on its first blocking wait, closed by a fiber-local-storage
- * callback when the thread exits) and, if one was registered, the interrupt
- * event.  A waker unlinks it and sets `woken` under the bucket lock, then
- * calls SetEvent after unlocking.  A waiter that gives up (deadline,
- * interrupt) takes the lock again: still linked, it unlinks itself and
- * reports the timeout or interruption; already unlinked, it waits for the
- * SetEvent that is on its way and reports a wake-up (fs_wake_one handed its
- * one wake-up to us, and dropping it would strand the next waiter).  Every
- * SetEvent is thus consumed by exactly one wait, and each wait starts with
- * its event clear.  Timeouts are whole milliseconds rounded up, and
- * TIMED_OUT is only reported once fs_monotonic_ns() has reached the deadline.
- * Wakers use the address only as a key and never read the word.
+ * up for Ctrl-C.  So a parked thread sleeps in WaitForMultipleObjects on its
+ * own auto-reset event (created on its first blocking wait, closed by a
+ * fiber-local-storage callback when the thread exits) and, if one was
+ * registered, the interrupt event.  A waker unlinks it under the bucket lock
+ * and calls SetEvent after unlocking; a waiter that gives up after a waker
+ * chose it waits for that SetEvent and reports a wake-up (fs_parking.h says
+ * why).  Every SetEvent is thus consumed by exactly one wait, and each wait
+ * starts with its event clear.  Timeouts are whole milliseconds rounded up,
+ * and TIMED_OUT is only reported once fs_monotonic_ns() has reached the
+ * deadline.
  *
  * The interrupt event (CPython's SIGINT event) is manual-reset: it stays
  * signalled until someone calls ResetEvent, and a wait that merely reported it
@@ -57,45 +49,15 @@
 
 #include <windows.h>
 
-/* ---- the table ---------------------------------------------------------- */
+/* ---- the parking lot ------------------------------------------------------ */
 
-typedef struct fs_waiter fs_waiter;
-struct fs_waiter {              /* on the waiting thread's stack */
-    fs_waiter *next, *prev;
-    const fs_atomic_u32 *addr;
-    HANDLE event;               /* the waiter's own auto-reset event */
-    int woken;                  /* guarded by the bucket lock */
-};
+typedef SRWLOCK fs_bucket_lock;     /* all-zero is SRWLOCK_INIT */
+typedef HANDLE fs_wake_token;       /* the waiter's own auto-reset event */
+#include "fs_parking.h"
 
-typedef struct {
-    SRWLOCK lock;               /* all-zero is SRWLOCK_INIT */
-    fs_waiter *head, *tail;
-} fs_bucket;
-
-#define BUCKET_BITS 8
-static fs_bucket buckets[1u << BUCKET_BITS];
-
-static fs_bucket *bucket_of(const fs_atomic_u32 *addr)
-{
-    /* Fibonacci hashing: the top bits of the product mix every address bit. */
-    unsigned long long h = (unsigned long long)(uintptr_t)addr
-                         * 0x9E3779B97F4A7C15ull;
-    return &buckets[h >> (64 - BUCKET_BITS)];
-}
-
-static void link_waiter(fs_bucket *b, fs_waiter *w)
-{
-    w->next = NULL;
-    w->prev = b->tail;
-    if (b->tail) b->tail->next = w; else b->head = w;
-    b->tail = w;
-}
-
-static void unlink_waiter(fs_bucket *b, fs_waiter *w)
-{
-    if (w->prev) w->prev->next = w->next; else b->head = w->next;
-    if (w->next) w->next->prev = w->prev; else b->tail = w->prev;
-}
+static void bucket_lock_acquire(fs_bucket_lock *lock) { AcquireSRWLockExclusive(lock); }
+static void bucket_lock_release(fs_bucket_lock *lock) { ReleaseSRWLockExclusive(lock); }
+static void wake_token_send(fs_wake_token event) { SetEvent(event); }
 
 /* ---- per-thread events ---------------------------------------------------- */
 
@@ -149,13 +111,6 @@ static HANDLE current_interrupt_event(void)
 
 /* ---- waiting -------------------------------------------------------------- */
 
-/* Rounded up, and below INFINITE. */
-static DWORD timeout_ms(int64_t remaining_ns)
-{
-    int64_t ms = remaining_ns / 1000000 + (remaining_ns % 1000000 != 0);
-    return ms >= (int64_t)INFINITE ? INFINITE - 1 : (DWORD)ms;
-}
-
 /* Fallback when the thread has no event (handle or FLS exhaustion): sleep a
  * little, watching the interrupt event, and report a spurious wake-up so the
  * caller's loop polls the word. */
@@ -183,7 +138,6 @@ static fs_wait_result wait_without_event(fs_atomic_u32 *addr, uint32_t expected,
 
 fs_wait_result fs_wait(fs_atomic_u32 *addr, uint32_t expected, int64_t deadline_ns)
 {
-    fs_bucket *b;
     fs_waiter w;
     HANDLE handles[2];
     DWORD count;
@@ -197,31 +151,20 @@ fs_wait_result fs_wait(fs_atomic_u32 *addr, uint32_t expected, int64_t deadline_
     handles[1] = current_interrupt_event();
     count = handles[1] != NULL ? 2 : 1;
 
-    b = bucket_of(addr);
-    AcquireSRWLockExclusive(&b->lock);
-    if (fs_load_u32(addr) != expected) {
-        ReleaseSRWLockExclusive(&b->lock);
+    if (!parking_enqueue(&w, addr, expected, handles[0]))
         return FS_WAIT_WOKEN;
-    }
-    w.addr = addr;
-    w.event = handles[0];
-    w.woken = 0;
-    link_waiter(b, &w);
-    ReleaseSRWLockExclusive(&b->lock);
 
     for (;;) {
-        DWORD ms = INFINITE, rc;
-        if (deadline_ns != FS_NO_DEADLINE) {
-            int64_t now = fs_monotonic_ns();
-            if (now >= deadline_ns) {
-                outcome = FS_WAIT_TIMED_OUT;
-                break;
-            }
-            ms = timeout_ms(deadline_ns - now);
+        int64_t ms;
+        DWORD rc;
+        /* Below INFINITE when there is a deadline. */
+        if (!parking_sleep_ms(deadline_ns, (int64_t)INFINITE - 1, &ms)) {
+            outcome = FS_WAIT_TIMED_OUT;
+            break;
         }
         /* With bWaitAll FALSE the lowest signalled index wins, so a wake-up
          * that races with an interrupt is reported as a wake-up. */
-        rc = WaitForMultipleObjects(count, handles, FALSE, ms);
+        rc = WaitForMultipleObjects(count, handles, FALSE, ms < 0 ? INFINITE : (DWORD)ms);
         if (rc == WAIT_OBJECT_0)
             return FS_WAIT_WOKEN;               /* a waker unlinked us */
         if (rc == WAIT_TIMEOUT)
@@ -239,15 +182,11 @@ fs_wait_result fs_wait(fs_atomic_u32 *addr, uint32_t expected, int64_t deadline_
         break;
     }
 
-    AcquireSRWLockExclusive(&b->lock);
-    if (!w.woken) {
-        unlink_waiter(b, &w);
-        ReleaseSRWLockExclusive(&b->lock);
+    if (parking_withdraw(&w)) {
         if (outcome == FS_WAIT_INTERRUPTED)
             ResetEvent(handles[1]);   /* consumed; see the top of the file */
         return outcome;
     }
-    ReleaseSRWLockExclusive(&b->lock);
     /* A waker got here first and its SetEvent is on the way: take it. */
     WaitForSingleObject(handles[0], INFINITE);
     return FS_WAIT_WOKEN;
@@ -255,48 +194,8 @@ fs_wait_result fs_wait(fs_atomic_u32 *addr, uint32_t expected, int64_t deadline_
 
 /* ---- waking ----------------------------------------------------------------- */
 
-void fs_wake_one(fs_atomic_u32 *addr)
-{
-    fs_bucket *b = bucket_of(addr);
-    fs_waiter *w;
-    HANDLE event = NULL;
-
-    AcquireSRWLockExclusive(&b->lock);
-    for (w = b->head; w != NULL; w = w->next) {
-        if (w->addr == addr) {
-            unlink_waiter(b, w);
-            w->woken = 1;
-            event = w->event;
-            break;
-        }
-    }
-    ReleaseSRWLockExclusive(&b->lock);
-    if (event != NULL)
-        SetEvent(event);    /* never touch w again: it may be gone */
-}
-
-void fs_wake_all(fs_atomic_u32 *addr)
-{
-    fs_bucket *b = bucket_of(addr);
-    fs_waiter *w, *next, *chosen = NULL;
-
-    AcquireSRWLockExclusive(&b->lock);
-    for (w = b->head; w != NULL; w = next) {
-        next = w->next;
-        if (w->addr == addr) {
-            unlink_waiter(b, w);
-            w->woken = 1;
-            w->next = chosen;       /* the waiter no longer reads its links */
-            chosen = w;
-        }
-    }
-    ReleaseSRWLockExclusive(&b->lock);
-    for (w = chosen; w != NULL; w = next) {
-        HANDLE event = w->event;
-        next = w->next;             /* read both before SetEvent frees w */
-        SetEvent(event);
-    }
-}
+void fs_wake_one(fs_atomic_u32 *addr) { parking_wake(addr, 0); }
+void fs_wake_all(fs_atomic_u32 *addr) { parking_wake(addr, 1); }
 
 void fs_wait_after_fork_child(void) { /* no fork() on Windows */ }
 

@@ -6,6 +6,7 @@
 #ifndef FASTSYNC_TEST_HARNESS_H
 #define FASTSYNC_TEST_HARNESS_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include "fastsync.h"
 #include "fs_wait.h"
@@ -53,24 +54,42 @@ void test_skip(const char *name, const char *why);
 #define RUN(fn, budget_s) test_run(#fn, fn, budget_s)
 
 /* Helpers shared by the suites: retry on FS_INTERRUPTED like the Python layer
- * does (same deadline, same observed state). */
-fs_result test_lock_acquire(fs_lock *lock, int64_t deadline_ns);
-fs_result test_event_wait(fs_event *event, int64_t deadline_ns);
+ * does (same deadline, same observed state), counting the retries in
+ * *interruptions unless it is NULL. */
+fs_result test_lock_acquire_counted(fs_lock *lock, int64_t deadline_ns,
+                                    fs_atomic_u32 *interruptions);
+fs_result test_event_wait_counted(fs_event *event, int64_t deadline_ns,
+                                  fs_atomic_u32 *interruptions);
+static inline fs_result test_lock_acquire(fs_lock *lock, int64_t deadline_ns)
+{ return test_lock_acquire_counted(lock, deadline_ns, NULL); }
+static inline fs_result test_event_wait(fs_event *event, int64_t deadline_ns)
+{ return test_event_wait_counted(event, deadline_ns, NULL); }
 
-/* Interrupts a thread blocked in the wait layer: SIGUSR1 on POSIX, the
- * registered interrupt event on Windows (which interrupts every waiter).
- * Provided by the platform suite. */
+/* ---- interrupts ----
+ * The scenarios of test_interrupt.c run on every platform; what interrupting
+ * a thread means is provided by the platform suite (test_posix.c: SIGUSR1 to
+ * that thread; test_win32.c: the registered interrupt event, which
+ * interrupts every waiter). */
 void test_interrupt_thread(test_thread *t);
+/* Interrupts t, blocked or about to block in the wait layer, as often as the
+ * platform needs until *done is nonzero (returns 1) or timeout_ms has passed
+ * (returns 0), and checks what the platform can tell about it (POSIX: the
+ * handler ran; Windows: the waiter consumed the event). */
+int test_interrupt_until_done(test_thread *t, fs_atomic_u32 *done, int timeout_ms);
+/* Around a storm of test_interrupt_thread calls; _end, once no thread waits
+ * any more, checks the interrupts arrived where the platform can tell, and
+ * leaves none pending for the next test. */
+void test_interrupt_storm_begin(void);
+void test_interrupt_storm_end(void);
 /* Around starting a thread that test_interrupt_thread must not reach
  * (Windows: its waits then ignore the interrupt event; POSIX: nothing). */
 void test_interrupt_exempt_begin(void);
 void test_interrupt_exempt_end(void);
-/* In test_core.c, run by the platform suites once interrupts work. */
-void test_interrupted_waiter_keeps_its_wakeup(void);
 
 /* The suites. */
 void run_core_tests(void);
-void run_posix_tests(void);   /* signals, fork: POSIX only */
-void run_win32_tests(void);   /* interrupt event: Windows only */
+void run_interrupt_tests(void);   /* run by the platform suite, set up for interrupts */
+void run_posix_tests(void);       /* signals, fork: POSIX only */
+void run_win32_tests(void);       /* interrupt event: Windows only */
 
 #endif

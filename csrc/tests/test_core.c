@@ -224,6 +224,67 @@ static void test_wake_is_per_address(void)
     }
 }
 
+/* ---- helpers for the Lock and Event tests --------------------------------------- */
+
+/* A blocking call that gave up at deadline: it timed out, not before the
+ * deadline and not long after it. */
+static void expect_timed_out_on_time(fs_result r, int64_t deadline)
+{
+    int64_t now = fs_monotonic_ns();
+    EXPECT_EQ_INT(r, FS_TIMED_OUT);
+    EXPECT(now >= deadline);
+    EXPECT(now - deadline < MS(500));
+}
+
+/* ---- relays ------------------------------------------------------------------ */
+
+/* Two threads pass a turn back and forth over two channels, `rounds` times:
+ * main gives on channel 0 and takes on 1, its partner takes on 0 and gives
+ * on 1.  Each take is a blocking wait (3 s deadline) that needs the other
+ * side's give to wake it.  A failed take or give stops both sides. */
+typedef struct relay relay;
+struct relay {
+    int (*give)(relay *r, int channel);   /* 1 on success */
+    int (*take)(relay *r, int channel);
+    int rounds;
+    fs_atomic_u32 stop;
+    long failures[2];                     /* main's, the partner's */
+};
+
+/* Side 0 (main) gives on 0 and takes on 1; side 1 takes on 0, gives on 1. */
+static void relay_play(relay *r, int side)
+{
+    int i;
+    for (i = 0; i < r->rounds && !fs_load_u32(&r->stop); i++) {
+        int ok = side == 0 ? r->give(r, 0) && r->take(r, 1)
+                           : r->take(r, 0) && r->give(r, 1);
+        if (!ok) {
+            r->failures[side]++;
+            fs_store_u32(&r->stop, 1);
+            break;
+        }
+    }
+}
+
+static void *relay_partner(void *p)
+{
+    relay_play((relay *)p, 1);
+    return NULL;
+}
+
+static void run_relay(relay *r, int rounds)
+{
+    test_thread t;
+    r->rounds = rounds;
+    fs_store_u32(&r->stop, 0);
+    r->failures[0] = r->failures[1] = 0;
+    test_thread_start(&t, relay_partner, r);
+    relay_play(r, 0);
+    test_thread_join(&t);
+    EXPECT_EQ_INT(r->failures[0], 0);
+    EXPECT_EQ_INT(r->failures[1], 0);
+}
+
 /* ---- Lock ------------------------------------------------------------------- */
 
 static void test_lock_basics(void)
@@ -253,11 +314,7 @@ static void test_lock_timeout_not_early(void)
     EXPECT(fs_lock_try_acquire(&lock));
     for (i = 0; i < sizeof timeouts / sizeof timeouts[0]; i++) {
         int64_t deadline = fs_deadline_after(timeouts[i]);
-        fs_result r = fs_lock_acquire_until(&lock, deadline);
-        int64_t now = fs_monotonic_ns();
-        EXPECT_EQ_INT(r, FS_TIMED_OUT);
-        EXPECT(now >= deadline);
-        EXPECT(now - deadline < MS(500));
+        expect_timed_out_on_time(fs_lock_acquire_until(&lock, deadline), deadline);
     }
     EXPECT(fs_lock_is_locked(&lock));
     EXPECT_EQ_INT(fs_lock_release(&lock), 1);
@@ -353,46 +410,29 @@ static void test_lock_mutual_exclusion_short_timeouts(void) { run_mutual_exclusi
 #define HANDOFF_ROUNDS 20000
 
 typedef struct {
-    fs_lock a, b;
-    long failures;
+    relay r;                /* first: the callbacks get &state->r */
+    fs_lock locks[2];
 } handoff_state;
 
-static void *handoff_partner(void *p)
+static int handoff_give(relay *r, int channel)
+{ return fs_lock_release(&((handoff_state *)r)->locks[channel]); }
+
+static int handoff_take(relay *r, int channel)
 {
-    handoff_state *s = (handoff_state *)p;
-    int i;
-    for (i = 0; i < HANDOFF_ROUNDS; i++) {
-        if (test_lock_acquire(&s->a, fs_deadline_after(MS(3000))) != FS_ACQUIRED
-                || !fs_lock_release(&s->b)) {
-            s->failures++;
-            break;
-        }
-    }
-    return NULL;
+    return test_lock_acquire(&((handoff_state *)r)->locks[channel],
+                             fs_deadline_after(MS(3000))) == FS_ACQUIRED;
 }
 
 static void test_lock_handoff(void)
 {
     handoff_state s;
-    test_thread t;
-    int i;
-    long main_failures = 0;
-    fs_lock_init(&s.a);
-    fs_lock_init(&s.b);
-    s.failures = 0;
-    EXPECT(fs_lock_try_acquire(&s.a));
-    EXPECT(fs_lock_try_acquire(&s.b));
-    test_thread_start(&t, handoff_partner, &s);
-    for (i = 0; i < HANDOFF_ROUNDS; i++) {
-        if (!fs_lock_release(&s.a)
-                || test_lock_acquire(&s.b, fs_deadline_after(MS(3000))) != FS_ACQUIRED) {
-            main_failures++;
-            break;
-        }
-    }
-    test_thread_join(&t);
-    EXPECT_EQ_INT(main_failures, 0);
-    EXPECT_EQ_INT(s.failures, 0);
+    s.r.give = handoff_give;
+    s.r.take = handoff_take;
+    fs_lock_init(&s.locks[0]);
+    fs_lock_init(&s.locks[1]);
+    EXPECT(fs_lock_try_acquire(&s.locks[0]));
+    EXPECT(fs_lock_try_acquire(&s.locks[1]));
+    run_relay(&s.r, HANDOFF_ROUNDS);
 }
 
 /* ---- RLock helpers ------------------------------------------------------------ */
@@ -455,11 +495,7 @@ static void test_event_basics(void)
     EXPECT(!fs_event_is_set(&e));
     for (i = 0; i < sizeof timeouts / sizeof timeouts[0]; i++) {
         int64_t deadline = fs_deadline_after(timeouts[i]);
-        fs_result r = test_event_wait(&e, deadline);
-        int64_t now = fs_monotonic_ns();
-        EXPECT_EQ_INT(r, FS_TIMED_OUT);
-        EXPECT(now >= deadline);
-        EXPECT(now - deadline < MS(500));
+        expect_timed_out_on_time(test_event_wait(&e, deadline), deadline);
     }
     /* A timed-out waiter left the waiters bit; set() must still work. */
     fs_event_set(&e);
@@ -558,137 +594,35 @@ static void test_event_set_then_clear_still_wakes(void) { run_event_waiters(1); 
 #define PING_ROUNDS 20000
 
 typedef struct {
-    fs_event ping, pong;
-    fs_atomic_u32 stop;
-    long failures;
+    relay r;                /* first: the callbacks get &state->r */
+    fs_event events[2];     /* ping, pong */
 } ping_state;
 
-static void *ponger(void *p)
+static int ping_give(relay *r, int channel)
 {
-    ping_state *s = (ping_state *)p;
-    int i;
-    for (i = 0; i < PING_ROUNDS && !fs_load_u32(&s->stop); i++) {
-        if (test_event_wait(&s->ping, fs_deadline_after(MS(3000))) != FS_ACQUIRED) {
-            s->failures++;
-            fs_store_u32(&s->stop, 1);
-            break;
-        }
-        fs_event_clear(&s->ping);
-        fs_event_set(&s->pong);
-    }
-    return NULL;
+    fs_event_set(&((ping_state *)r)->events[channel]);
+    return 1;
+}
+
+static int ping_take(relay *r, int channel)
+{
+    fs_event *e = &((ping_state *)r)->events[channel];
+    if (test_event_wait(e, fs_deadline_after(MS(3000))) != FS_ACQUIRED)
+        return 0;
+    fs_event_clear(e);
+    return 1;
 }
 
 static void test_event_ping_pong(void)
 {
     ping_state s;
-    test_thread t;
-    int i;
-    long main_failures = 0;
     int64_t start = fs_monotonic_ns();
-    fs_event_init(&s.ping, 0);
-    fs_event_init(&s.pong, 0);
-    fs_store_u32(&s.stop, 0);
-    s.failures = 0;
-    test_thread_start(&t, ponger, &s);
-    for (i = 0; i < PING_ROUNDS && !fs_load_u32(&s.stop); i++) {
-        fs_event_set(&s.ping);
-        if (test_event_wait(&s.pong, fs_deadline_after(MS(3000))) != FS_ACQUIRED) {
-            main_failures++;
-            fs_store_u32(&s.stop, 1);
-            break;
-        }
-        fs_event_clear(&s.pong);
-    }
-    test_thread_join(&t);
-    EXPECT_EQ_INT(main_failures, 0);
-    EXPECT_EQ_INT(s.failures, 0);
+    s.r.give = ping_give;
+    s.r.take = ping_take;
+    fs_event_init(&s.events[0], 0);
+    fs_event_init(&s.events[1], 0);
+    run_relay(&s.r, PING_ROUNDS);
     test_note("%.0f round trips/s", PING_ROUNDS / (test_ms_since(start) / 1000.0));
-}
-
-/* A wake-up that races with an interruption must not be lost.  A waiter
- * that gives up when interrupted (as a Python thread does when
- * KeyboardInterrupt propagates) must not swallow the one wake-up that
- * fs_lock_release sends: if the backend picked it, it reports WOKEN, retries
- * and takes the lock.  Otherwise the worker queued behind it would sleep to
- * its deadline.  Each round parks the quitters, then the worker (last, so a
- * FIFO wake-up picks a quitter), then interrupts the quitters and at once
- * releases the lock, so the wake-up tends to land while a quitter is on its
- * way out. */
-#define ABANDON_ROUNDS 150
-#define ABANDON_QUITTERS 3
-
-typedef struct {
-    fs_lock *lock;
-    int quitter;
-    fs_atomic_u32 *arrived;
-    fs_result result;
-    double waited_ms;
-} abandon_job;
-
-static void *abandon_thread(void *p)
-{
-    abandon_job *job = (abandon_job *)p;
-    int64_t start = fs_monotonic_ns(), deadline = fs_deadline_after(MS(5000));
-    fs_result r;
-    test_add_u32(job->arrived, 1);
-    r = fs_lock_acquire_until(job->lock, deadline);
-    while (r == FS_INTERRUPTED && !job->quitter)
-        r = fs_lock_acquire_until(job->lock, deadline);
-    job->waited_ms = test_ms_since(start);
-    job->result = r;
-    if (r == FS_ACQUIRED)
-        fs_lock_release(job->lock);
-    return NULL;
-}
-
-void test_interrupted_waiter_keeps_its_wakeup(void)
-{
-    int round, i, interrupted = 0, slow = 0;
-    double worst = 0;
-    for (round = 0; round < ABANDON_ROUNDS; round++) {
-        fs_lock lock;
-        fs_atomic_u32 arrived;
-        abandon_job jobs[1 + ABANDON_QUITTERS];
-        test_thread threads[1 + ABANDON_QUITTERS];
-        fs_lock_init(&lock);
-        fs_store_u32(&arrived, 0);
-        EXPECT(fs_lock_try_acquire(&lock));
-        for (i = 0; i <= ABANDON_QUITTERS; i++) {
-            jobs[i].lock = &lock;
-            jobs[i].quitter = i > 0;
-            jobs[i].arrived = &arrived;
-            jobs[i].result = (fs_result)-1;
-        }
-        for (i = 1; i <= ABANDON_QUITTERS; i++)
-            test_thread_start(&threads[i], abandon_thread, &jobs[i]);
-        EXPECT(test_wait_for_u32(&arrived, ABANDON_QUITTERS, 3000));
-        test_sleep_ms(2);
-        test_interrupt_exempt_begin();
-        test_thread_start(&threads[0], abandon_thread, &jobs[0]);
-        EXPECT(test_wait_for_u32(&arrived, 1 + ABANDON_QUITTERS, 3000));
-        test_sleep_ms(2);
-        test_interrupt_exempt_end();
-        for (i = 1; i <= ABANDON_QUITTERS; i++)
-            test_interrupt_thread(&threads[i]);
-        fs_lock_release(&lock);
-        for (i = 0; i <= ABANDON_QUITTERS; i++)
-            test_thread_join(&threads[i]);
-        EXPECT_EQ_INT(jobs[0].result, FS_ACQUIRED);
-        if (jobs[0].waited_ms > worst)
-            worst = jobs[0].waited_ms;
-        if (jobs[0].waited_ms > 2000)
-            slow++;
-        for (i = 1; i <= ABANDON_QUITTERS; i++) {
-            EXPECT(jobs[i].result == FS_ACQUIRED || jobs[i].result == FS_INTERRUPTED);
-            interrupted += jobs[i].result == FS_INTERRUPTED;
-        }
-        EXPECT(!fs_lock_is_locked(&lock));
-        if (slow)
-            break;
-    }
-    EXPECT_EQ_INT(slow, 0);
-    test_note("%d quitters interrupted, worker waited at most %.1f ms", interrupted, worst);
 }
 
 void run_core_tests(void)

@@ -1,13 +1,13 @@
-/* POSIX only (futex and posix backends): signals interrupt blocked waits, no
- * wake-up is lost to a signal, fork() leaves a working child, and threads give
- * their wait resources back when they exit. */
+/* POSIX only (futex and posix backends): SIGUSR1 interrupts blocked waits
+ * (the scenarios are in test_interrupt.c; this file says how to send the
+ * signal and how to tell it arrived), fork() leaves a working child, and
+ * threads give their wait resources back when they exit. */
 #if !defined(_WIN32)
 #if !defined(_POSIX_C_SOURCE)
 #define _POSIX_C_SOURCE 200809L
 #endif
 #include "harness.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
@@ -43,267 +43,39 @@ static void install_handler(void)
 
 static pthread_t tid_of(test_thread *t) { return *(pthread_t *)t->handle; }
 
+/* ---- the interrupt hooks of test_interrupt.c -------------------------------- */
+
 void test_interrupt_thread(test_thread *t) { pthread_kill(tid_of(t), SIGUSR1); }
 void test_interrupt_exempt_begin(void) {}
 void test_interrupt_exempt_end(void) {}
 
-/* ---- a signal interrupts a blocked wait ------------------------------------- */
-
-enum { BLOCK_IN_WAIT, BLOCK_IN_LOCK, BLOCK_IN_EVENT };
-
-typedef struct {
-    int kind;
-    fs_atomic_u32 word;
-    fs_lock lock;
-    fs_event event;
-    fs_atomic_u32 started, done;
-    int result;            /* fs_wait_result or fs_result */
-    double waited_ms;
-    uint32_t handled_before;
-} block_job;
-
-static void *blocker(void *p)
+int test_interrupt_until_done(test_thread *t, fs_atomic_u32 *done, int timeout_ms)
 {
-    block_job *job = (block_job *)p;
-    int64_t deadline = fs_deadline_after(MS(10000)), start;
-    uint32_t observed = fs_event_state(&job->event);
-    test_add_u32(&job->started, 1);
-    start = fs_monotonic_ns();
-    switch (job->kind) {
-    case BLOCK_IN_WAIT:
-        /* Loop over spurious wake-ups only. */
-        do job->result = fs_wait(&job->word, 0, deadline);
-        while (job->result == FS_WAIT_WOKEN && fs_load_u32(&job->word) == 0);
-        break;
-    case BLOCK_IN_LOCK:
-        job->result = fs_lock_acquire_until(&job->lock, deadline);
-        break;
-    default:
-        job->result = fs_event_wait_until(&job->event, observed, deadline);
-        break;
-    }
-    job->waited_ms = test_ms_since(start);
-    test_add_u32(&job->done, 1);
-    return NULL;
-}
-
-/* Starts a blocked thread and signals it (again every 20 ms, in case the
- * first signal came before it blocked) until it returns. */
-static void run_blocker(block_job *job)
-{
-    test_thread t;
-    int64_t give_up;
-    fs_store_u32(&job->started, 0);
-    fs_store_u32(&job->done, 0);
-    job->handled_before = fs_load_u32(&signals_handled);
-    test_thread_start(&t, blocker, job);
-    EXPECT(test_wait_for_u32(&job->started, 1, 3000));
-    test_sleep_ms(30);
-    EXPECT_EQ_INT(fs_load_u32(&job->done), 0);
-    give_up = fs_monotonic_ns() + MS(4000);
-    while (!fs_load_u32(&job->done) && fs_monotonic_ns() < give_up) {
-        pthread_kill(tid_of(&t), SIGUSR1);
-        test_wait_for_u32(&job->done, 1, 20);
-    }
-    test_thread_join(&t);
-    EXPECT(fs_load_u32(&signals_handled) > job->handled_before);
-    EXPECT(job->waited_ms < 4000);
-}
-
-static void test_signal_interrupts_wait(void)
-{
-    block_job job;
-    job.kind = BLOCK_IN_WAIT;
-    fs_store_u32(&job.word, 0);
-    run_blocker(&job);
-    EXPECT_EQ_INT(job.result, FS_WAIT_INTERRUPTED);
-}
-
-static void test_signal_interrupts_lock_acquire(void)
-{
-    block_job job;
-    job.kind = BLOCK_IN_LOCK;
-    fs_lock_init(&job.lock);
-    EXPECT(fs_lock_try_acquire(&job.lock));
-    run_blocker(&job);
-    EXPECT_EQ_INT(job.result, FS_INTERRUPTED);
-    /* Nothing was acquired: still ours, and free after one release. */
-    EXPECT(fs_lock_is_locked(&job.lock));
-    EXPECT_EQ_INT(fs_lock_release(&job.lock), 1);
-    EXPECT(fs_lock_try_acquire(&job.lock));
-    EXPECT_EQ_INT(fs_lock_release(&job.lock), 1);
-}
-
-static void test_signal_interrupts_event_wait(void)
-{
-    block_job job;
-    uint32_t observed;
-    job.kind = BLOCK_IN_EVENT;
-    fs_event_init(&job.event, 0);
-    observed = fs_event_state(&job.event);
-    run_blocker(&job);
-    EXPECT_EQ_INT(job.result, FS_INTERRUPTED);
-    EXPECT(!fs_event_is_set(&job.event));
-    /* The interrupted caller retries with its first observation; a set()
-     * and clear() in between still count. */
-    fs_event_set(&job.event);
-    fs_event_clear(&job.event);
-    EXPECT_EQ_INT(fs_event_wait_until(&job.event, observed, fs_deadline_after(MS(10))),
-                  FS_ACQUIRED);
-}
-
-/* ---- no wake-up is lost to a signal ----------------------------------------- */
-
-#define STORM_LOCK_THREADS 3
-#define STORM_ITERATIONS 50000
-#define STORM_PING_ROUNDS 10000
-#define STORM_TARGETS (STORM_LOCK_THREADS + 2)
-
-typedef struct {
-    fs_lock lock;
-    long counter;
-    fs_event ping, pong, exit_gate;
-    fs_atomic_u32 finished, stop_signals, interruptions;
-    long failures;           /* written by main only after joins */
-    long thread_failures[STORM_TARGETS];
-} storm_state;
-
-typedef struct { storm_state *s; int index; } storm_arg;
-
-/* Like the Python layer: on FS_INTERRUPTED, call again with the same
- * deadline (and, for events, the same observed state). */
-static fs_result storm_lock(storm_state *s, int64_t deadline)
-{
-    fs_result r;
-    if (fs_lock_try_acquire(&s->lock))
-        return FS_ACQUIRED;
-    while ((r = fs_lock_acquire_until(&s->lock, deadline)) == FS_INTERRUPTED)
-        test_add_u32(&s->interruptions, 1);
-    return r;
-}
-
-static fs_result storm_event_wait(storm_state *s, fs_event *e, int64_t deadline)
-{
-    fs_result r;
-    uint32_t observed = fs_event_state(e);
-    if (observed & FS_EVENT_SET)
-        return FS_ACQUIRED;
-    while ((r = fs_event_wait_until(e, observed, deadline)) == FS_INTERRUPTED)
-        test_add_u32(&s->interruptions, 1);
-    return r;
-}
-
-static void storm_finish(storm_state *s, int index)
-{
-    test_add_u32(&s->finished, 1);
-    /* Stay alive (and signalable) until main stops the signals. */
-    if (storm_event_wait(s, &s->exit_gate, fs_deadline_after(MS(15000))) != FS_ACQUIRED)
-        s->thread_failures[index]++;
-}
-
-static void *storm_locker(void *p)
-{
-    storm_arg *a = (storm_arg *)p;
-    storm_state *s = a->s;
-    int i;
-    for (i = 0; i < STORM_ITERATIONS; i++) {
-        if (storm_lock(s, fs_deadline_after(MS(5000))) != FS_ACQUIRED) {
-            s->thread_failures[a->index]++;
-            break;
-        }
-        s->counter++;
-        fs_lock_release(&s->lock);
-    }
-    storm_finish(s, a->index);
-    return NULL;
-}
-
-static void *storm_pinger(void *p)
-{
-    storm_arg *a = (storm_arg *)p;
-    storm_state *s = a->s;
-    int i;
-    for (i = 0; i < STORM_PING_ROUNDS; i++) {
-        fs_event_set(&s->ping);
-        if (storm_event_wait(s, &s->pong, fs_deadline_after(MS(5000))) != FS_ACQUIRED) {
-            s->thread_failures[a->index]++;
-            break;
-        }
-        fs_event_clear(&s->pong);
-    }
-    storm_finish(s, a->index);
-    return NULL;
-}
-
-static void *storm_ponger(void *p)
-{
-    storm_arg *a = (storm_arg *)p;
-    storm_state *s = a->s;
-    int i;
-    for (i = 0; i < STORM_PING_ROUNDS; i++) {
-        if (storm_event_wait(s, &s->ping, fs_deadline_after(MS(5000))) != FS_ACQUIRED) {
-            s->thread_failures[a->index]++;
-            break;
-        }
-        fs_event_clear(&s->ping);
-        fs_event_set(&s->pong);
-    }
-    storm_finish(s, a->index);
-    return NULL;
-}
-
-typedef struct { storm_state *s; test_thread *targets; } signaller_arg;
-
-static void *storm_signaller(void *p)
-{
-    signaller_arg *a = (signaller_arg *)p;
-    int i = 0;
-    while (!fs_load_u32(&a->s->stop_signals)) {
-        pthread_kill(tid_of(&a->targets[i]), SIGUSR1);
-        i = (i + 1) % STORM_TARGETS;
-        if (i == 0)
-            test_sleep_ms(1);
-    }
-    return NULL;
-}
-
-static void test_signal_storm_loses_no_wakeups(void)
-{
-    static storm_state s;
-    storm_arg args[STORM_TARGETS];
-    test_thread targets[STORM_TARGETS], signaller;
-    signaller_arg sa;
     uint32_t handled_before = fs_load_u32(&signals_handled);
-    int i;
-    memset(&s, 0, sizeof s);
-    fs_lock_init(&s.lock);
-    fs_event_init(&s.ping, 0);
-    fs_event_init(&s.pong, 0);
-    fs_event_init(&s.exit_gate, 0);
-    for (i = 0; i < STORM_TARGETS; i++) {
-        args[i].s = &s;
-        args[i].index = i;
-        test_thread_start(&targets[i],
-                          i < STORM_LOCK_THREADS ? storm_locker
-                          : i == STORM_LOCK_THREADS ? storm_pinger : storm_ponger,
-                          &args[i]);
+    int64_t give_up = fs_monotonic_ns() + MS(timeout_ms);
+    /* Again every 20 ms: a signal that lands before the thread blocks only
+     * runs the handler (a known limit of both POSIX backends; see
+     * fs_wait_posix.c). */
+    while (!fs_load_u32(done) && fs_monotonic_ns() < give_up) {
+        test_interrupt_thread(t);
+        test_wait_for_u32(done, 1, 20);
     }
-    sa.s = &s;
-    sa.targets = targets;
-    test_thread_start(&signaller, storm_signaller, &sa);
-    EXPECT(test_wait_for_u32(&s.finished, STORM_TARGETS, 20000));
-    fs_store_u32(&s.stop_signals, 1);
-    test_thread_join(&signaller);
-    fs_event_set(&s.exit_gate);
-    for (i = 0; i < STORM_TARGETS; i++) {
-        test_thread_join(&targets[i]);
-        EXPECT_EQ_INT(s.thread_failures[i], 0);
-    }
-    EXPECT_EQ_INT(s.counter, (long)STORM_LOCK_THREADS * STORM_ITERATIONS);
     EXPECT(fs_load_u32(&signals_handled) > handled_before);
-    test_note("%u signals handled, %u waits interrupted",
-              (unsigned)(fs_load_u32(&signals_handled) - handled_before),
-              (unsigned)fs_load_u32(&s.interruptions));
+    return fs_load_u32(done) != 0;
+}
+
+static uint32_t storm_handled_before;
+
+void test_interrupt_storm_begin(void)
+{
+    storm_handled_before = fs_load_u32(&signals_handled);
+}
+
+void test_interrupt_storm_end(void)
+{
+    uint32_t handled = fs_load_u32(&signals_handled) - storm_handled_before;
+    EXPECT(handled > 0);
+    test_note("%u signals handled", (unsigned)handled);
 }
 
 /* ---- fork ------------------------------------------------------------------- */
@@ -482,11 +254,7 @@ static void test_thread_exit_releases_resources(void)
 void run_posix_tests(void)
 {
     install_handler();
-    RUN(test_signal_interrupts_wait, 10);
-    RUN(test_signal_interrupts_lock_acquire, 10);
-    RUN(test_signal_interrupts_event_wait, 10);
-    RUN(test_signal_storm_loses_no_wakeups, 30);
-    RUN(test_interrupted_waiter_keeps_its_wakeup, 30);
+    run_interrupt_tests();
 #if defined(UNDER_TSAN)
     (void)test_fork_child_can_wait;
     test_skip("test_fork_child_can_wait", "ThreadSanitizer cannot start threads in a forked child");
