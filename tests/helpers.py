@@ -34,6 +34,13 @@ def entered_value(lock, kind):
     return lock if _ENTER_GIVES_LOCK[kind] else True
 
 
+def is_interpreters_lock(lock):
+    """True for the interpreter's own lock: what the fallback's Lock() returns
+    on PyPy (see fastsync._fallback.Lock).  Such a lock must behave exactly
+    like threading.Lock() there, repr and pickling included."""
+    return type(lock) is type(threading.Lock())
+
+
 def gc_collect():
     """Make objects without references go away now.  CPython frees them at
     once by reference counting, so this does nothing there (a test relying on

@@ -96,7 +96,7 @@ def error_paths(backend, cycles):
         for call, args in bad_calls:
             try:
                 call(*args)
-            except (TypeError, ValueError, OverflowError, RuntimeError):
+            except (TypeError, ValueError, OverflowError, RuntimeError, pickle.PicklingError):
                 pass
     return len(bad_calls) * cycles
 

@@ -105,7 +105,7 @@ def test_timer(under_patch):
 
 def test_queue_producer_consumer(under_patch):
     q = queue.Queue(maxsize=10)
-    assert type(q.mutex) is fastsync.Lock and type(q.not_empty) is fastsync.Condition
+    assert isinstance(q.mutex, fastsync.Lock) and type(q.not_empty) is fastsync.Condition
     total = 2000
 
     def produce():

@@ -43,11 +43,9 @@ _ENTER_RETURNS_LOCK = _enter_returns_lock()
 # Python code, so `lock.acquire(...)` and `with lock:` call the _thread lock
 # directly: arguments, errors and speed are threading's, and no frame of ours
 # runs after the lock changes hands, so a signal handler's exception
-# (KeyboardInterrupt) can't land between acquiring and returning.  With the
-# GIL-free build in mind, nothing here is shared state: the bound methods are
-# written once, before the object is published.
-_LOCK_DELEGATED = ("acquire", "release", "locked") + (
-    ("__exit__",) if _ENTER_RETURNS_LOCK else ("__enter__", "__exit__"))
+# (KeyboardInterrupt) can't land between acquiring and returning.  Nothing
+# here is shared state: the bound methods are written once, before the object
+# is published.
 _LOCK_DOCS = {
     "acquire": "acquire(blocking=True, timeout=-1): take the lock, blocking or not, "
                "with an optional timeout in seconds; True if taken.",
@@ -62,7 +60,7 @@ class Lock:
     """A primitive lock, like threading.Lock; any thread may release it."""
 
     __slots__ = {"_lock": "The _thread lock doing the work.", "__weakref__": None,
-                 **{name: _LOCK_DOCS[name] for name in _LOCK_DELEGATED}}
+                 **_LOCK_DOCS}
 
     def __init_subclass__(cls, **kwargs: Any) -> NoReturn:
         # threading.Lock can't be subclassed, nor can the compiled Lock.
@@ -72,18 +70,8 @@ class Lock:
         lock = _allocate_lock()
         set_slot = object.__setattr__
         set_slot(self, "_lock", lock)
-        for name in _LOCK_DELEGATED:
+        for name in _LOCK_DOCS:
             set_slot(self, name, getattr(lock, name))
-
-    if _ENTER_RETURNS_LOCK:
-        def __enter__(self) -> Any:
-            """Acquire the lock; returns the lock, as PyPy's own locks do.
-
-            A Python method (the _thread lock's would return itself), so a
-            signal handler's exception can land between the acquire and the
-            return."""
-            self._lock.acquire()
-            return self
 
     def __setattr__(self, name: str, value: Any) -> NoReturn:
         # The methods are fixed once made, like the attributes of a C type.
@@ -105,9 +93,34 @@ class Lock:
 
 
 def _refuse_attribute(lock: Lock, name: str) -> NoReturn:
-    if name in _LOCK_DELEGATED or hasattr(type(lock), name):
+    if hasattr(type(lock), name):
         raise AttributeError(f"{type_name(lock)!r} object attribute {name!r} is read-only")
     raise AttributeError(f"{type_name(lock)!r} object has no attribute {name!r}")
+
+
+if _ENTER_RETURNS_LOCK:   # PyPy
+    class _InterpretersLockType(type):
+        """Makes isinstance(x, Lock) true for the interpreter's own locks."""
+
+        def __instancecheck__(cls, obj: Any) -> bool:
+            return isinstance(obj, _thread.LockType)
+
+        def __subclasscheck__(cls, subclass: Any) -> bool:
+            return issubclass(subclass, _thread.LockType)
+
+    class Lock(metaclass=_InterpretersLockType):  # type: ignore[no-redef]
+        """A primitive lock, like threading.Lock: here, the interpreter's own.
+
+        On this interpreter `with lock as x` binds the lock itself, and only
+        the lock's own __enter__ can return it with no frame of ours running
+        after the acquire (where a signal handler's exception would leave the
+        lock held).  So Lock() returns what threading.Lock() returns."""
+
+        def __new__(cls) -> Any:
+            return _allocate_lock()
+
+        def __init_subclass__(cls, **kwargs: Any) -> NoReturn:
+            raise TypeError("type 'fastsync.Lock' is not an acceptable base type")
 
 
 class RLock(_StdRLock):
