@@ -68,21 +68,43 @@ def _task_state(native_id):
         return stat.read().rsplit(")", 1)[1].split()[0]
 
 
+def _voluntary_switches(native_id):
+    with open(f"/proc/self/task/{native_id}/status") as status:
+        for line in status:
+            if line.startswith("voluntary_ctxt_switches:"):
+                return int(line.split()[1])
+    raise AssertionError("no voluntary_ctxt_switches in /proc status")
+
+
+# A thread can also sleep waiting for the GIL on its way to the wait; it is
+# taken to be blocked in the wait once it has slept without being woken for
+# this many consecutive looks, each after giving up the GIL for a while.
+_STEADY_LOOKS = 3
+
+
 def wait_until_blocked(thread, timeout=10.0):
     """Return once `thread` sleeps in the kernel (it is blocked in a wait).
 
-    Linux reads the thread's state from /proc; elsewhere we can only give it
-    time.  Fails the test if the thread never blocks."""
+    Linux reads the thread's state and context-switch count from /proc;
+    elsewhere we can only give it time.  Fails the test if the thread never
+    blocks."""
     if not LINUX:
         time.sleep(0.2)
         return
     deadline = time.monotonic() + timeout
+    steady, last_switches = 0, None
     while time.monotonic() < deadline:
         if not thread.is_alive():
             pytest.fail(f"{thread.name} ended instead of blocking")
-        if _task_state(thread.native_id) in ("S", "D"):
-            return
-        time.sleep(0.001)
+        switches = _voluntary_switches(thread.native_id)
+        if _task_state(thread.native_id) in ("S", "D") and switches == last_switches:
+            steady += 1
+            if steady >= _STEADY_LOOKS:
+                return
+        else:
+            steady = 0
+        last_switches = switches
+        time.sleep(0.002)   # lets a thread waiting for the GIL go on
     pytest.fail(f"{thread.name} did not block within {timeout} s")
 
 
