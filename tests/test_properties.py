@@ -49,28 +49,26 @@ SETTINGS = settings(
 
 # ---- argument values ----------------------------------------------------------------
 
-class IndexOnly:
-    """An integer-like object: __index__ only."""
-
+class _Wrapped:
     def __init__(self, value):
         self.value = value
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.value})"
+
+
+class IndexOnly(_Wrapped):
+    """An integer-like object: __index__ only."""
 
     def __index__(self):
         return self.value
 
-    def __repr__(self):
-        return f"IndexOnly({self.value})"
 
-
-class FloatOnly:
-    def __init__(self, value):
-        self.value = value
+class FloatOnly(_Wrapped):
+    """A float-like object: __float__ only."""
 
     def __float__(self):
         return self.value
-
-    def __repr__(self):
-        return f"FloatOnly({self.value})"
 
 
 class BadBool:
