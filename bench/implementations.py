@@ -33,7 +33,10 @@ class Implementation:
     # The floor: _CallFloor for single-thread calls, NativeHandoffs for the
     # cases that hand off between threads, nothing for the other thread cases.
     native_handoffs: Optional[NativeHandoffs] = None
-    is_floor: bool = False
+
+    @property
+    def is_floor(self) -> bool:
+        return self.name == FLOOR
 
     def constructor_for(self, case: Case) -> Optional[Callable]:
         if self.is_floor and not case.uncontended:
@@ -75,8 +78,7 @@ def discover() -> Tuple[List[Implementation], List[str]]:
         # Semaphore.release takes n: its floor must parse an argument too.
         floors.update(Semaphore=_SemaphoreCallFloor, BoundedSemaphore=_SemaphoreCallFloor)
         found.append(Implementation(FLOOR, "floor", floors,
-                                    native_handoffs=NativeHandoffs(_native_handoffs),
-                                    is_floor=True))
+                                    native_handoffs=NativeHandoffs(_native_handoffs)))
     return found, notes
 
 

@@ -635,7 +635,7 @@ cdef class Semaphore:
             return False
         if timeout is not None:
             _monotonic() + timeout          # threading's TypeError for non-numbers
-            if not is_positive(timeout):           # negative, zero or NaN: don't wait
+            if not is_positive(timeout):   # negative, zero or NaN: don't wait
                 return fs_semaphore_try_acquire(&self._sem)
             timeout_ns = acquire_timeout_ns(True, timeout)
         return semaphore_acquire_blocking(&self._sem, timeout_ns)

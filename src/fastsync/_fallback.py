@@ -27,8 +27,9 @@ _StdRLock = _thread.RLock
 
 def _enter_returns_lock() -> bool:
     """What `with lock as x` binds x to on this interpreter: True on CPython,
-    the lock itself on PyPy.  Our Lock follows suit (RLock inherits it from
-    the interpreter's RLock)."""
+    the lock itself on PyPy.  Where it is the lock, Lock() hands out the
+    interpreter's own lock (see below); RLock inherits its __enter__ from the
+    interpreter's RLock either way."""
     probe = _allocate_lock()
     entered = probe.__enter__()
     probe.release()
