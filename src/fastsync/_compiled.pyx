@@ -246,8 +246,16 @@ cdef int64_t acquire_timeout_ns(object blocking, object timeout) except -2:
     return -1 if ns == INFINITE_NS else ns
 
 
+# CPython's cached small ints: an identity test is the cheapest look at a value.
+cdef object MINUS_ONE = -1
+cdef object ZERO = 0
+cdef object ONE = 1
+
+
 cdef inline bint is_wait_forever(object timeout) except -1:
     """True for the default timeout, -1 (int or float), without a full parse."""
+    if timeout is MINUS_ONE:
+        return True
     return (type(timeout) is int or type(timeout) is float) and timeout == -1
 
 
@@ -262,18 +270,21 @@ cdef inline int64_t timeout_for(object blocking, object timeout) except -2:
     return acquire_timeout_ns(blocking, timeout)
 
 
-# CPython's cached small ints: an identity test is the cheapest look at a value.
-cdef object ZERO = 0
-cdef object ONE = 1
 
 
 cdef inline bint is_positive(object timeout) except -1:
-    """`timeout > 0`, without the generic comparison for int and float."""
-    cdef int overflow
+    """`timeout > 0`, without the generic comparison for int and float.
+    The two cheapest answers stay inline at the call site (wait(0) is timed
+    against an empty call); the rest is a call."""
     if timeout is ZERO:
         return False
     if type(timeout) is float:
         return PyFloat_AS_DOUBLE(timeout) > 0    # False for NaN, as in Python
+    return is_positive_other(timeout)
+
+
+cdef bint is_positive_other(object timeout) except -1:
+    cdef int overflow
     if type(timeout) is int:
         return PyLong_AsLongLongAndOverflow(timeout, &overflow) > 0 or overflow > 0
     return timeout > 0
@@ -627,6 +638,10 @@ cdef class Semaphore:
 
         Returns True if a slot was taken, False if not (timeout in seconds)."""
         cdef int64_t timeout_ns = -1
+        if blocking is True and timeout is None:      # acquire(): no parsing
+            if fs_semaphore_try_acquire(&self._sem):
+                return True
+            return semaphore_acquire_blocking(&self._sem, -1)
         if not blocking and timeout is not None:
             raise ValueError("can't specify timeout for non-blocking acquire")
         if fs_semaphore_try_acquire(&self._sem):
@@ -650,7 +665,9 @@ cdef class Semaphore:
 
     def release(self, n=1):
         """Return n slots, waking as many waiting threads."""
-        if n is ONE or (type(n) is int and n == 1):
+        if n is ONE and fs_semaphore_release(&self._sem, 1, self._limit):
+            return                                    # release(): no call out
+        if type(n) is int and n == 1:
             self._release(1)
             return
         if n < 1:
