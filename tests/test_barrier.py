@@ -1,6 +1,7 @@
 """Barrier, both backends: cycles, action, timeout, abort, reset."""
 
 import re
+import sys
 import threading
 
 import pytest
@@ -24,6 +25,30 @@ def test_cycles_give_each_party_an_index(Barrier):
     for _ in range(20):
         assert sorted(run_parties(barrier, 3)) == [0, 1, 2]
     assert barrier.n_waiting == 0 and not barrier.broken and barrier.parties == 3
+
+
+def test_threads_looping_on_one_barrier_meet_every_cycle(Barrier):
+    """The same threads call wait() again at once: a thread's k-th call is
+    in cycle k, whose indices are 0..parties-1, and each cycle runs the
+    action once before anyone leaves it."""
+    parties, cycles = 3, 300
+    actions = []
+    barrier = Barrier(parties, action=lambda: actions.append(len(actions)))
+
+    def loop():
+        seen = []
+        for _ in range(cycles):
+            seen.append((barrier.wait(), len(actions)))
+        return seen
+
+    workers = [start(loop) for _ in range(parties)]
+    results = [w.join_result() for w in workers]
+    for k in range(cycles):
+        assert sorted(seen[k][0] for seen in results) == list(range(parties))
+        # Its action ran before anyone left; the next cycle's can't have
+        # run yet, as it waits for this very thread.
+        assert [seen[k][1] for seen in results] == [k + 1] * parties
+    assert len(actions) == cycles and barrier.n_waiting == 0
 
 
 def test_action_runs_once_per_cycle(Barrier):
@@ -74,6 +99,32 @@ def test_abort_wakes_waiters_with_error(Barrier):
         with pytest.raises(threading.BrokenBarrierError):
             waiter.join_result()
     assert barrier.broken and barrier.n_waiting == 0
+
+
+def _waiter_outcome_after_trip_then_abort(Barrier):
+    barrier = Barrier(2)
+    waiter = start(barrier.wait)
+    wait_until_blocked(waiter)
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1000)   # the woken waiter can't run before abort()
+    try:
+        barrier.wait()            # the last arrival releases the waiter ...
+        barrier.abort()           # ... which hasn't left wait() yet
+    finally:
+        sys.setswitchinterval(previous)
+    try:
+        return waiter.join_result()
+    except threading.BrokenBarrierError:
+        return "BrokenBarrierError"
+
+
+def test_abort_breaks_released_waiters_that_have_not_left(Barrier):
+    """threading's waiters raise if abort() comes while the barrier drains,
+    before they got back the lock; fastsync's too, though its next cycle
+    doesn't wait for them to leave."""
+    outcome = _waiter_outcome_after_trip_then_abort(Barrier)
+    assert outcome == _waiter_outcome_after_trip_then_abort(threading.Barrier)
+    assert outcome == "BrokenBarrierError"
 
 
 def test_reset_breaks_current_waiters_then_works_again(Barrier):

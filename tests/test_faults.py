@@ -377,6 +377,33 @@ def _storm_step(lock, nested, check):
             check()
 
 
+def _barrier_after_an_interrupted_wait(Barrier, signals):
+    """Three parties: one thread waits, the main thread's wait is ended by a
+    signal handler's exception, then two more arrive.  What each step saw."""
+    barrier = Barrier(3)
+    first = start(barrier.wait)
+    wait_until_blocked(first)
+    signals.raise_if = lambda frame: True
+    sender = start(signals.deliver, signals.calls + 1)   # one more signal
+    interrupted = outcome(barrier.wait)[0]
+    sender.join_result()
+    signals.raise_if = None
+    after_interruption = (interrupted, barrier.broken, barrier.n_waiting)
+    second = start(barrier.wait)
+    wait_until_blocked(second)
+    last = barrier.wait(20)
+    return after_interruption, (first.join_result(), second.join_result(), last), barrier.broken
+
+
+@POSIX_SIGNALS
+def test_interrupted_barrier_wait_leaves_the_cycle_like_threading(backend, signals):
+    """The interrupted thread leaves; the barrier isn't broken and the cycle
+    completes with the next two arrivals, as with threading.Barrier."""
+    mine = _barrier_after_an_interrupted_wait(backend.Barrier, signals)
+    assert mine == (("Interrupted", False, 1), (0, 1, 2), False)
+    assert mine == _barrier_after_an_interrupted_wait(threading.Barrier, signals)
+
+
 @POSIX_SIGNALS
 def test_signal_storm_while_threads_hammer_the_lock(any_lock, signals):
     """Signals every ~0.2 ms at the main thread, whose handler raises whenever
