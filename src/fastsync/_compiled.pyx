@@ -270,8 +270,6 @@ cdef inline int64_t timeout_for(object blocking, object timeout) except -2:
     return acquire_timeout_ns(blocking, timeout)
 
 
-
-
 cdef inline bint is_positive(object timeout) except -1:
     """`timeout > 0`, without the generic comparison for int and float.
     The two cheapest answers stay inline at the call site (wait(0) is timed
@@ -638,10 +636,6 @@ cdef class Semaphore:
 
         Returns True if a slot was taken, False if not (timeout in seconds)."""
         cdef int64_t timeout_ns = -1
-        if blocking is True and timeout is None:      # acquire(): no parsing
-            if fs_semaphore_try_acquire(&self._sem):
-                return True
-            return semaphore_acquire_blocking(&self._sem, -1)
         if not blocking and timeout is not None:
             raise ValueError("can't specify timeout for non-blocking acquire")
         if fs_semaphore_try_acquire(&self._sem):
@@ -665,9 +659,7 @@ cdef class Semaphore:
 
     def release(self, n=1):
         """Return n slots, waking as many waiting threads."""
-        if n is ONE and fs_semaphore_release(&self._sem, 1, self._limit):
-            return                                    # release(): no call out
-        if type(n) is int and n == 1:
+        if n is ONE or (type(n) is int and n == 1):
             self._release(1)
             return
         if n < 1:
@@ -677,12 +669,17 @@ cdef class Semaphore:
     # __exit__: semaphore_exit, installed below the class.
 
     @cython.final
-    cdef int _release(self, uint64_t n) except -1:
-        if not fs_semaphore_release(&self._sem, n, self._limit):
-            if self._limit != UINT64_MAX:
-                raise ValueError("Semaphore released too many times")
-            raise OverflowError("semaphore value too large")
-        return 0
+    cdef inline int _release(self, uint64_t n) except -1:
+        # Inline: release() and __exit__ pay no call when the count has room.
+        if fs_semaphore_release(&self._sem, n, self._limit):
+            return 0
+        return self._refuse_release()
+
+    @cython.final
+    cdef int _refuse_release(self) except -1:
+        if self._limit != UINT64_MAX:
+            raise ValueError("Semaphore released too many times")
+        raise OverflowError("semaphore value too large")
 
     @property
     def _value(self):
