@@ -82,6 +82,27 @@ def test_timeout_breaks_the_barrier(Barrier):
         barrier.wait()
 
 
+def _after_a_timeout(Barrier):
+    barrier = Barrier(3)
+    waiter = start(barrier.wait)
+    wait_until_blocked(waiter)
+    try:
+        barrier.wait(0.01)
+    except threading.BrokenBarrierError:
+        pass
+    try:
+        waiter.join_result()
+    except threading.BrokenBarrierError:
+        pass
+    return barrier.broken, barrier.n_waiting, barrier._state, barrier._count
+
+
+def test_state_after_a_timeout_like_threading(Barrier):
+    """Both waiters leave the broken cycle: the private counters threading's
+    Barrier keeps read the same."""
+    assert _after_a_timeout(Barrier) == _after_a_timeout(threading.Barrier) == (True, 0, -2, 0)
+
+
 def test_default_timeout(Barrier):
     barrier = Barrier(2, timeout=0.05)
     with pytest.raises(threading.BrokenBarrierError):

@@ -68,15 +68,15 @@ def make_barrier_class(Condition, Lock, module):
                     raise BrokenBarrierError
                 index = self._count
                 self._count = index + 1
-                if index + 1 == self._parties:
-                    self._trip()
-                    return index
                 try:
-                    self._wait_for_end(cycle, timeout)
+                    if index + 1 == self._parties:
+                        self._trip()
+                    else:
+                        self._wait_for_end(cycle, timeout)
                 except BaseException:
-                    # Interrupted (a signal handler's exception) while the
-                    # cycle goes on: leave it, as threading's waiter does.
-                    if cycle.state == _FILLING:
+                    # Broken, timed out or interrupted: leave the cycle, as
+                    # threading's waiter does, unless reset() ended it.
+                    if cycle is self._cycle:
                         self._count -= 1
                     raise
                 return index
