@@ -56,10 +56,24 @@ class OptionalBuildExt(build_ext):
             self._fall_back(error, self.extensions)
 
     def build_extension(self, ext):
+        # setuptools rebuilds only when a file changed, so switching
+        # FASTSYNC_C_BACKEND would reuse the other wait layer's build.
+        # A stamp of the macros in the build directory catches that.
+        stamp = os.path.join(self.build_temp, ext.name + ".macros")
+        macros = repr(sorted(ext.define_macros))
+        force = self.force
+        if not os.path.exists(stamp) or _read(stamp) != macros:
+            self.force = True
         try:
             super().build_extension(ext)
         except Exception as error:   # compile or link failed
             self._fall_back(error, [ext])
+        else:
+            os.makedirs(self.build_temp, exist_ok=True)
+            with open(stamp, "w") as file:
+                file.write(macros)
+        finally:
+            self.force = force
 
     def _fall_back(self, error, extensions):
         if REQUIRE_EXTENSIONS:
@@ -74,6 +88,11 @@ class OptionalBuildExt(build_ext):
         sys.stderr.write(message)
         # pip hides build output unless it fails; this file tells the user why.
         self.warn(message)
+
+
+def _read(path):
+    with open(path) as file:
+        return file.read()
 
 
 def extensions():
