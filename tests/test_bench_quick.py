@@ -1,6 +1,7 @@
-"""The benchmark's smoke run (`python bench/run.py --quick`) works.
+"""The benchmark's smoke run (`python bench/run.py --quick`) works, and its
+target checks judge the numbers they are given correctly.
 
-It runs in a subprocess from the repository root, against the installed
+The smoke run is a subprocess from the repository root, against the installed
 fastsync, exactly as CI and the README run it.  Nothing here looks at timings.
 """
 
@@ -62,3 +63,41 @@ def test_native_handoff_floor():
             _native_handoffs(bad)
     with pytest.raises(TypeError):
         _native_handoffs("10")
+
+
+def _bench_modules():
+    """bench/ as the package `bench`, the way bench/run.py imports it."""
+    sys.path.insert(0, REPO_ROOT)
+    try:
+        from bench import cases, runner, targets
+    finally:
+        sys.path.remove(REPO_ROOT)
+    return cases, runner, targets
+
+
+def _result(cases, runner, name, handoffs, **medians):
+    case = cases.Case(name, name, "Condition", measure=lambda cls, size: (0, 0), code="",
+                      uncontended=False, handoffs=handoffs)
+    return runner.CaseResult(case, measurements={
+        impl: runner.Measurement(ns_per_op=[ns]) for impl, ns in medians.items()})
+
+
+@pytest.mark.timeout(30)
+def test_issue_4_targets_are_judged_against_threading():
+    cases, runner, targets = _bench_modules()
+    results = [
+        # threading 60, fastsync 50: 1.2x; the floor plays no part in a speedup.
+        _result(cases, runner, "condition.ping_pong", 2, threading=60.0, cython=50.0, floor=40.0),
+        _result(cases, runner, "semaphore.acquire_release", 0, threading=900.0, cython=30.0),
+    ]
+    checks = {c.target.split(":")[0]: c for c in targets.check_issue_4(results)}
+
+    condition = checks["condition.ping_pong"]
+    assert condition.met is False
+    assert condition.measured == pytest.approx(1.2)
+    assert checks["semaphore.acquire_release"].met is True
+    assert checks["barrier.rounds"].met is None   # not in this run
+
+    report = targets.format_checks(list(checks.values()))
+    assert "MISS  condition.ping_pong: fastsync (cython) speedup >= 2: 1.200" in report
+    assert "1 of 4 targets met" in report
