@@ -38,7 +38,8 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_report_header(config):
-    return f"fastsync {fastsync.__version__} from {os.path.dirname(fastsync.__file__)}, default BACKEND={fastsync.BACKEND!r}"
+    where = os.path.dirname(fastsync.__file__)
+    return f"fastsync {fastsync.__version__} from {where}, default BACKEND={fastsync.BACKEND!r}"
 
 
 @pytest.fixture(

@@ -151,6 +151,11 @@ def _signature(function):
         return None
 
 
+def _parameters_after_self(sig):
+    # `self` is positional-only in C, positional-or-keyword in Python.
+    return [(p.name, p.kind, p.default) for p in list(sig.parameters.values())[1:]]
+
+
 @pytest.mark.cython   # needs the compiled backend beside the fallback
 @pytest.mark.parametrize("kind", sorted(PUBLIC_METHODS))
 def test_backends_expose_same_names_and_signatures(kind):
@@ -160,7 +165,10 @@ def test_backends_expose_same_names_and_signatures(kind):
     assert sorted(compiled.__all__) == sorted(fallback.__all__)
     compiled_class, fallback_class = getattr(compiled, kind), getattr(fallback, kind)
     hooks = set(PUBLIC_METHODS[kind])
-    public = lambda cls: {n for n in dir(cls) if not n.startswith("_") or n in hooks}
+
+    def public(cls):
+        return {n for n in dir(cls) if not n.startswith("_") or n in hooks}
+
     make = MAKE.get(kind, lambda cls: cls())
     assert public(make(compiled_class)) == public(make(fallback_class))
     for name in PUBLIC_METHODS[kind]:
@@ -180,6 +188,4 @@ def test_backends_expose_same_names_and_signatures(kind):
                 instance = fallback_class()
                 assert getattr(instance, name).__self__ is instance._lock, name
             continue
-        # Skip `self`: positional-only in C, positional-or-keyword in Python.
-        params = lambda sig: [(p.name, p.kind, p.default) for p in list(sig.parameters.values())[1:]]
-        assert params(compiled_sig) == params(fallback_sig), name
+        assert _parameters_after_self(compiled_sig) == _parameters_after_self(fallback_sig), name

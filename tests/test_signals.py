@@ -141,7 +141,8 @@ def test_timed_wait_keeps_its_deadline_across_signals(module):
     signal.signal(signal.SIGUSR1, lambda signum, frame: None)
     started = time.monotonic()
     """
-    after = 'print("ELAPSED", time.monotonic() - started >= 1.5 and time.monotonic() - started < 20, flush=True)'
+    after = ('elapsed = time.monotonic() - started\n'
+             'print("ELAPSED", 1.5 <= elapsed < 20, flush=True)')
     lines, err = run_child(module, "lock.acquire(timeout=1.5)", setup=setup, sig=signal.SIGUSR1, after=after)
     assert lines == ["RESULT False", "ELAPSED True"], err
 
