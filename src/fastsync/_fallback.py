@@ -62,6 +62,7 @@ class Lock:
 
     __slots__ = {"_lock": "The _thread lock doing the work.", "__weakref__": None,
                  **_LOCK_DOCS}
+    _lock: Any   # a _thread lock; typeshed doesn't list its _at_fork_reinit
 
     def __init_subclass__(cls, **kwargs: Any) -> NoReturn:
         # threading.Lock can't be subclassed, nor can the compiled Lock.
@@ -124,7 +125,7 @@ if _ENTER_RETURNS_LOCK:   # PyPy
             raise TypeError("type 'fastsync.Lock' is not an acceptable base type")
 
 
-class RLock(_StdRLock):
+class RLock(_StdRLock):  # type: ignore[misc]  # typeshed marks it final; it isn't
     """A reentrant lock, like threading.RLock; only its owner may release it.
 
     A subclass of the interpreter's own RLock, so acquire/release run at its
@@ -145,7 +146,7 @@ class RLock(_StdRLock):
 
     if not hasattr(_StdRLock, "_recursion_count"):   # added in 3.11
         def _recursion_count(self) -> int:
-            if not _StdRLock._is_owned(self):
+            if not _StdRLock._is_owned(self):  # type: ignore[attr-defined]  # private
                 return 0
             return _owner_and_count(self)[1]
 
@@ -235,7 +236,7 @@ class Event:
         return woken
 
     def _at_fork_reinit(self) -> None:
-        self._mutex._at_fork_reinit()
+        self._mutex._at_fork_reinit()  # type: ignore[attr-defined]  # private, 3.9+
         self._waiters = []
 
     def __repr__(self) -> str:
@@ -264,6 +265,8 @@ class Condition(_StdCondition):
 
 class Semaphore(_StdSemaphore):
     """A counter of available slots, like threading.Semaphore."""
+
+    _cond: threading.Condition   # the base class's; typeshed leaves private names out
 
     def __init__(self, value: int = 1) -> None:
         if value < 0:
