@@ -3,6 +3,7 @@
 import gc
 import os
 import platform
+import signal
 import subprocess
 import sys
 import textwrap
@@ -50,6 +51,17 @@ def gc_collect():
             gc.collect()
 
 
+def _sigint_as_in_a_terminal():
+    # A test run started as a background job inherits SIGINT ignored, and a
+    # Python started so installs no KeyboardInterrupt handler: the children
+    # that test Ctrl-C would wait for it in vain.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+# Options for every child interpreter the tests start.
+CHILD_OPTIONS = {"preexec_fn": _sigint_as_in_a_terminal} if os.name == "posix" else {}
+
+
 def run_python(code, *, env=None, replace_env=False, timeout=60, **kwargs):
     """Run code in a fresh interpreter; returns the CompletedProcess.
 
@@ -58,7 +70,7 @@ def run_python(code, *, env=None, replace_env=False, timeout=60, **kwargs):
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
-        env=full_env, capture_output=True, text=True, timeout=timeout, **kwargs,
+        env=full_env, capture_output=True, text=True, timeout=timeout, **CHILD_OPTIONS, **kwargs,
     )
 
 

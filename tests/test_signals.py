@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+from helpers import CHILD_OPTIONS
+
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGINT") or sys.platform == "win32",
                                 reason="POSIX signals")
 
@@ -69,7 +71,7 @@ def _sleeping(pid):
 def run_child(module, block, *, setup="", sig=signal.SIGINT, after=AFTER, then=None):
     code = CHILD.format(module=module, setup=HOLD + textwrap.dedent(setup), block=block, after=after)
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+                             stderr=subprocess.PIPE, text=True, **CHILD_OPTIONS)
     try:
         assert child.stdout.readline().strip() == "READY"
         deadline = time.monotonic() + 10
