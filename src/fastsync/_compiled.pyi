@@ -4,6 +4,7 @@ from typing import Any, Callable, Optional, Tuple, TypeVar, Union
 _T = TypeVar("_T")
 
 WAIT_BACKEND: str
+THREAD_IDENT_INLINE: bool
 __all__ = ["Barrier", "BoundedSemaphore", "Condition", "Event", "Lock", "RLock", "Semaphore"]
 
 class Lock:
