@@ -403,3 +403,167 @@ def test_rlock_count_overflow_like_threading(RLock, call):
     assert expected[3][0] == "OverflowError"
     assert expected[3][1].lower() == "internal lock count overflowed"
     assert scenario(RLock()) == expected
+
+
+# ---- Condition, Semaphore, Barrier ----------------------------------------------------
+
+@pytest.mark.cython
+@pytest.mark.parametrize("lock_kind", ["Lock", "RLock"])
+def test_condition_notify_racing_timeouts_is_never_lost(lock_kind):
+    """One item at a time: the producer queues it, notifies once and waits
+    until it is taken.  Besides the consumer, "churners" wait on the same
+    condition with zero or tiny timeouts and pass on any notification they
+    get.  A notify that picks a churner as its timeout expires must still
+    count (its wait returns True); otherwise the one notification is gone and
+    the item is never taken.
+
+    Compiled backend only.  The fallback's Condition is threading's, which
+    can drop such a notification (the waiter has timed out, notify() picks
+    it, and it returns False), but its window is too narrow for this test to
+    hit: threading passed it every time.  With the compiled Condition changed
+    to drop them the same way, the test fails on the first or second item."""
+    import fastsync._compiled as compiled
+
+    condition = compiled.Condition(getattr(compiled, lock_kind)())
+    items = collections.deque()
+    taken = threading.Event()      # the stdlib's, to steer the test itself
+    finished = threading.Event()
+
+    def consumer(seed, stop_at):
+        counts = collections.Counter()
+        while True:
+            with condition:
+                while not items and not finished.is_set():
+                    condition.wait()
+                if not items:
+                    return counts
+                items.popleft()
+                counts["taken"] += 1
+                taken.set()
+
+    def churner(seed, stop_at):
+        rng = random.Random(seed)
+        counts = collections.Counter()
+        while not finished.is_set():
+            with condition:
+                timeout = rng.choice((0, 0, 0.00005, 0.0002))
+                began = time.monotonic()
+                if condition.wait(timeout):
+                    condition.notify()      # not ours: pass it on
+                    counts["passed on"] += 1
+                else:
+                    assert time.monotonic() - began >= timeout
+                    counts["timed out"] += 1
+        return counts
+
+    stop_at = time.monotonic() + RUN_SECONDS
+    began = time.monotonic()
+    waiters = [start(consumer, 0, stop_at)] + [start(churner, seed, stop_at) for seed in (1, 2, 3)]
+    counts = collections.Counter()
+    while time.monotonic() < stop_at:
+        taken.clear()
+        with condition:
+            items.append(counts["queued"])
+            condition.notify()
+        counts["queued"] += 1
+        assert taken.wait(10), f"item {counts['queued']} never taken: a notification was lost"
+    with condition:
+        finished.set()
+        condition.notify_all()
+    for thread in waiters:
+        counts += thread.join_result(30)
+    elapsed = time.monotonic() - began
+    assert counts["taken"] == counts["queued"] > 0
+    assert counts["passed on"] > 0     # the race was there to be lost
+    report(f"Condition over {lock_kind}, notify racing timeouts", counts, elapsed, 5)
+
+
+@pytest.mark.parametrize("kind", ["Semaphore", "BoundedSemaphore"])
+def test_semaphore_holders_never_exceed_its_value(backend, kind):
+    """Threads take slots with every kind of acquire and give them back; never
+    more holders than slots, and afterwards all the slots are free."""
+    slots = 3
+    semaphore = getattr(backend, kind)(slots)
+    holders = [0]
+    guard = threading.Lock()
+
+    def worker(seed, stop_at):
+        rng = random.Random(seed)
+        counts = collections.Counter()
+        while time.monotonic() < stop_at:
+            timeout = rng.choice((0, 0.0001, 0.002, None))
+            began = time.monotonic()
+            if not semaphore.acquire(timeout=timeout):
+                assert time.monotonic() - began >= timeout
+                counts["timed out"] += 1
+                continue
+            with guard:
+                holders[0] += 1
+                assert holders[0] <= slots
+            if rng.random() < 0.3:
+                time.sleep(0)
+            with guard:
+                holders[0] -= 1
+            semaphore.release()
+            counts["held"] += 1
+        return counts
+
+    results, elapsed = contention([worker] * LOCK_THREADS)
+    counts = sum(results, collections.Counter())
+    assert counts["held"] > 0
+    assert [semaphore.acquire(False) for _ in range(slots + 1)] == [True] * slots + [False]
+    report(f"{kind}({slots}) holders", counts, elapsed, LOCK_THREADS)
+
+
+def test_barrier_survives_abort_and_reset_storms(backend):
+    """Parties loop on a barrier while another thread aborts and resets it at
+    random.  Every wait returns an index in range or raises
+    BrokenBarrierError, nothing else goes wrong in any interleaving, and a
+    reset barrier works again.  (The aborts free a party whose wake-up was
+    lost, so lost wake-ups are the other Barrier tests' business.)"""
+    parties = 3
+    barrier = backend.Barrier(parties)
+
+    def party(seed, stop_at):
+        counts = collections.Counter()
+        while time.monotonic() < stop_at:
+            try:
+                index = barrier.wait()
+            except threading.BrokenBarrierError:
+                counts["broken"] += 1
+                time.sleep(0)
+            else:
+                assert 0 <= index < parties
+                counts["passed"] += 1
+        return counts
+
+    def chaos(seed, stop_at):
+        rng = random.Random(seed)
+        counts = collections.Counter()
+        while time.monotonic() < stop_at:
+            time.sleep(rng.choice((0.0001, 0.001, 0.005)))
+            if rng.random() < 0.5:
+                barrier.abort()
+                counts["abort"] += 1
+            else:
+                barrier.reset()
+                counts["reset"] += 1
+        return counts
+
+    stop_at = time.monotonic() + RUN_SECONDS
+    began = time.monotonic()
+    threads = [start(party, seed, stop_at) for seed in range(parties)] + [start(chaos, 99, stop_at)]
+    # Parties that finished their loop leave the others one short of a cycle:
+    # abort frees those until all have seen the end.
+    while any(thread.is_alive() for thread in threads):
+        assert time.monotonic() < stop_at + 30, "a party is stuck in wait()"
+        time.sleep(0.01)
+        if time.monotonic() >= stop_at:
+            barrier.abort()
+    counts = sum((thread.join_result(30) for thread in threads), collections.Counter())
+    elapsed = time.monotonic() - began
+    barrier.reset()
+    indices = [start(barrier.wait) for _ in range(parties)]
+    assert sorted(worker.join_result(30) for worker in indices) == list(range(parties))
+    assert counts["passed"] > 0 and counts["abort"] + counts["reset"] > 0
+    report("Barrier under abort/reset", counts, elapsed, parties + 1)
