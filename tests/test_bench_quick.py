@@ -75,9 +75,9 @@ def _bench_modules():
     return cases, runner, targets
 
 
-def _result(cases, runner, name, handoffs, **medians):
+def _result(cases, runner, name, **medians):
     case = cases.Case(name, name, "Condition", measure=lambda cls, size: (0, 0), code="",
-                      uncontended=False, handoffs=handoffs)
+                      uncontended=False)
     return runner.CaseResult(case, measurements={
         impl: runner.Measurement(ns_per_op=[ns]) for impl, ns in medians.items()})
 
@@ -87,8 +87,8 @@ def test_issue_4_targets_are_judged_against_threading():
     cases, runner, targets = _bench_modules()
     results = [
         # threading 60, fastsync 50: 1.2x; the floor plays no part in a speedup.
-        _result(cases, runner, "condition.ping_pong", 2, threading=60.0, cython=50.0, floor=40.0),
-        _result(cases, runner, "semaphore.acquire_release", 0, threading=900.0, cython=30.0),
+        _result(cases, runner, "condition.ping_pong", threading=60.0, cython=50.0, floor=40.0),
+        _result(cases, runner, "semaphore.acquire_release", threading=900.0, cython=30.0),
     ]
     checks = {c.target.split(":")[0]: c for c in targets.check_issue_4(results)}
 

@@ -390,7 +390,6 @@ cdef extern from *:
      * PyThread_get_thread_ident is exactly this on both families. */
     #if defined(_WIN32)
     #  define fastsync_thread_ident() ((unsigned long)GetCurrentThreadId())
-    static int fastsync_thread_ident_init(void) { return 0; }
     #else
     #  include <pthread.h>
     #  if defined(__x86_64__) && defined(__linux__)
@@ -399,6 +398,7 @@ cdef extern from *:
      * saves a call through the PLT, twice per RLock acquire+release.  The
      * module checks the two agree when it loads and keeps pthread_self() if
      * they don't. */
+    #    define FASTSYNC_FS_SELF 1
     static int fastsync_fs_self_is_ident = 0;
     static inline unsigned long fastsync_fs_self(void)
     {
@@ -406,19 +406,23 @@ cdef extern from *:
         __asm__ ("mov %%fs:0, %0" : "=r" (self));
         return self;
     }
-    /* Returns whether the id is read inline (informational elsewhere). */
-    static int fastsync_thread_ident_init(void)
-    {
-        fastsync_fs_self_is_ident = fastsync_fs_self() == (unsigned long)pthread_self();
-        return fastsync_fs_self_is_ident;
-    }
     #    define fastsync_thread_ident() \
         (fastsync_fs_self_is_ident ? fastsync_fs_self() : (unsigned long)pthread_self())
     #  else
     #    define fastsync_thread_ident() ((unsigned long)pthread_self())
-    static int fastsync_thread_ident_init(void) { return 0; }
     #  endif
     #endif
+
+    /* Returns whether the id is read inline from now on. */
+    static int fastsync_thread_ident_init(void)
+    {
+    #if defined(FASTSYNC_FS_SELF)
+        fastsync_fs_self_is_ident = fastsync_fs_self() == (unsigned long)pthread_self();
+        return fastsync_fs_self_is_ident;
+    #else
+        return 0;
+    #endif
+    }
     """
     unsigned long fastsync_thread_ident() nogil
     int fastsync_thread_ident_init()
