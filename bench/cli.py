@@ -29,20 +29,42 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, metavar="N",
                         help=f"samples per implementation and case (default: {runner.FULL.repeats}, "
                              f"quick: {runner.QUICK.repeats})")
+    parser.add_argument("--processes", type=int, metavar="N",
+                        help="worker processes that time the single-thread cases, one after "
+                             "another; the median over them counts, so no single process's "
+                             f"memory layout decides (default: {runner.FULL.processes}, "
+                             f"quick: {runner.QUICK.processes}: in this process)")
     parser.add_argument("-k", "--only", action="append", metavar="TEXT",
                         help="run only the cases whose id or title contains TEXT (repeatable)")
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument("--targets", action="store_true",
                         help="also check the speed targets of issues 3 and 4")
+    # For the worker processes of the single-thread cases (see runner.py) only.
+    parser.add_argument(runner.WORKER_FLAG, action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--case", action="append", default=[], help=argparse.SUPPRESS)
+    parser.add_argument("--sample-ns", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.repeat is not None and args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if args.processes is not None and args.processes < 1:
+        parser.error("--processes must be at least 1")
     return args
+
+
+def worker(args: argparse.Namespace) -> int:
+    """Time the cases named by --case and report to the parent (runner.worker_main)."""
+    cases = [c for c in CASES if c.name in args.case]
+    settings = runner.Settings(repeats=args.repeat, sample_ns=args.sample_ns,
+                               thread_sample_ns=runner.FULL.thread_sample_ns)
+    implementations, _ = discover()
+    return runner.worker_main(cases, implementations, settings)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    if args.worker:
+        return worker(args)
     cases = [c for c in CASES
              if not args.only or any(t.lower() in f"{c.name} {c.title}".lower() for t in args.only)]
     if not cases:
@@ -68,6 +90,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     settings = runner.QUICK if args.quick else runner.FULL
     if args.repeat:
         settings = dataclasses.replace(settings, repeats=args.repeat)
+    if args.processes:
+        settings = dataclasses.replace(settings, processes=args.processes)
     implementations, missing = discover()
     env = environment.collect()
     print("fastsync benchmark" + (" (--quick: a smoke run, rough numbers)" if args.quick else ""))

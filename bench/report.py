@@ -47,6 +47,10 @@ def header(env_lines: Dict[str, str], settings: Settings, implementations: Seque
         f"{'Method':<9} median of {settings.repeats} samples per implementation, implementations "
         f"interleaved; one sample ~{settings.sample_ns / 1e6:g} ms "
         f"({settings.thread_sample_ns / 1e6:g} ms with threads)")
+    if settings.processes > 1:
+        lines.append(
+            f"{'':<9} single-thread cases: {settings.samples_per_process} samples in each of "
+            f"{settings.processes} fresh processes, the median of the processes' medians")
     return "\n".join(lines)
 
 
@@ -176,7 +180,9 @@ def to_json(results: Sequence[CaseResult], implementations: Sequence[Implementat
         "format": 1,
         "environment": env,
         "settings": {"repeats": settings.repeats, "sample_ns": settings.sample_ns,
-                     "thread_sample_ns": settings.thread_sample_ns, "unroll": UNROLL},
+                     "thread_sample_ns": settings.thread_sample_ns, "unroll": UNROLL,
+                     "processes": settings.processes,
+                     "samples_per_process": settings.samples_per_process},
         "implementations": {i.name: i.label for i in implementations},
         "not_compared": list(missing),
         "cases": [_case_json(r) for r in results],
@@ -190,7 +196,7 @@ def _case_json(result: CaseResult) -> Dict:
                  "fastsync_missing": result.missing, "results": {}}
     for name, m in result.measurements.items():
         entry: Dict = {"error": m.error, "size": m.size, "ops_per_sample": m.ops,
-                       "ns_per_op_samples": m.ns_per_op}
+                       "ns_per_op_samples": m.ns_per_op, "process_medians": m.process_medians}
         if result.median(name) is not None:
             entry.update(ns_per_op=m.median, spread=m.spread,
                          speedup=result.speedup(name), floor_ratio=result.floor_ratio(name))

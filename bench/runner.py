@@ -6,15 +6,28 @@ specialisations up).  Then, round after round, each implementation takes one
 sample, in an order rotated every round, so slow drifts of the machine (clock
 boost, other load) spread over all of them alike.  The garbage collector is off
 while a sample runs.
+
+Single-thread cases are timed in several worker processes, one after another,
+and the median over the processes counts.  A call of 10-30 ns can take up to
+1.5x longer in one process than in the next, depending only on where that
+process's code, stack and objects landed (address randomisation); measured for
+an empty method as much as for fastsync's.  One process is one draw of that
+lottery, and the ratio of two implementations in it can be off by the same
+amount in either direction.
 """
 
 from __future__ import annotations
 
 import gc
+import json
+import math
+import os
 import statistics
+import subprocess
+import sys
 import traceback
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .cases import Case
 from .implementations import BASELINE, FASTSYNC, FLOOR, Implementation, why_missing
@@ -25,12 +38,23 @@ class Settings:
     repeats: int                 # samples per implementation and case
     sample_ns: int               # target length of a single-thread sample
     thread_sample_ns: int        # target length of a multi-thread sample
+    processes: int = 1           # worker processes sharing a single-thread case's samples
 
     def target_ns(self, case: Case) -> int:
         return self.sample_ns if case.uncontended else self.thread_sample_ns
 
+    @property
+    def samples_per_process(self) -> int:
+        return math.ceil(self.repeats / self.processes)
 
-FULL = Settings(repeats=21, sample_ns=10_000_000, thread_sample_ns=100_000_000)
+    def samples(self, case: Case) -> int:
+        """Samples per implementation that `case` gets in all."""
+        if case.uncontended and self.processes > 1:
+            return self.samples_per_process * self.processes
+        return self.repeats
+
+
+FULL = Settings(repeats=21, sample_ns=10_000_000, thread_sample_ns=100_000_000, processes=7)
 QUICK = Settings(repeats=3, sample_ns=2_000_000, thread_sample_ns=20_000_000)
 
 
@@ -40,10 +64,13 @@ class Measurement:
     ops: int = 0                                     # operations per sample
     ns_per_op: List[float] = field(default_factory=list)
     error: Optional[str] = None
+    # One median per worker process, when the samples came from several.
+    process_medians: List[float] = field(default_factory=list)
 
     @property
     def median(self) -> float:
-        return statistics.median(self.ns_per_op)
+        """The median over the worker processes if there were any, else over the samples."""
+        return statistics.median(self.process_medians or self.ns_per_op)
 
     @property
     def spread(self) -> float:
@@ -100,23 +127,112 @@ def run(results: Sequence[CaseResult], implementations: Sequence[Implementation]
     """Fill in the measurements of every case not skipped."""
     runnable = [(r, [i for i in implementations if _takes_part(i, r.case)])
                 for r in results if r.skipped is None]
-    total = settings.repeats * sum(len(taking_part) for _, taking_part in runnable)
+    total = sum(settings.samples(r.case) * len(taking_part) for r, taking_part in runnable)
     done = 0
+
+    def step(title: str, detail: str) -> None:
+        nonlocal done
+        progress(done, total, title, detail)
+        done += 1
+
+    if settings.processes > 1:
+        in_workers = [(r, t) for r, t in runnable if r.case.uncontended]
+        runnable = [(r, t) for r, t in runnable if not r.case.uncontended]
+        if in_workers:
+            _run_in_workers(in_workers, settings, step)
     for result, taking_part in runnable:
-        case = result.case
-        progress(done, total, case.title, "calibrating")
-        for impl in taking_part:
-            result.measurements[impl.name] = _calibrated(case, impl, settings.target_ns(case))
-        for round_no in range(settings.repeats):
-            shift = round_no % max(1, len(taking_part))
-            for impl in taking_part[shift:] + taking_part[:shift]:
-                measurement = result.measurements[impl.name]
-                if not measurement.error:   # after a failure, don't try again
-                    progress(done, total, case.title,
-                             f"{impl.label}, round {round_no + 1}/{settings.repeats}")
-                    _add_sample(case, impl, measurement)
-                done += 1
+        _run_case(result, taking_part, settings, settings.repeats,
+                  lambda impl, round_no, title=result.case.title: step(
+                      title, f"{impl.label}, round {round_no + 1}/{settings.repeats}"))
     progress(total, total, "", "done")
+
+
+# Called before each sample with the implementation and the round (from 0).
+BeforeSample = Callable[[Implementation, int], None]
+
+
+def _run_case(result: CaseResult, taking_part: Sequence[Implementation], settings: Settings,
+              repeats: int, before_sample: BeforeSample) -> None:
+    """Calibrate, then take `repeats` interleaved samples of each implementation."""
+    case = result.case
+    for impl in taking_part:
+        result.measurements[impl.name] = _calibrated(case, impl, settings.target_ns(case))
+    for round_no in range(repeats):
+        shift = round_no % max(1, len(taking_part))
+        for impl in taking_part[shift:] + taking_part[:shift]:
+            before_sample(impl, round_no)
+            measurement = result.measurements[impl.name]
+            if not measurement.error:   # after a failure, don't try again
+                _add_sample(case, impl, measurement)
+
+
+# ---------------------------------------------------------------------------
+# Worker processes for the single-thread cases
+
+WORKER_FLAG = "--worker"   # bench/run.py's hidden option that makes it a worker
+
+
+def _run_in_workers(runnable: Sequence[Tuple[CaseResult, Sequence[Implementation]]],
+                    settings: Settings, step: Callable[[str, str], None]) -> None:
+    """Runs the cases in settings.processes workers, one after the other.  A
+    worker reports on stdout as JSON lines: one before each sample (for the
+    progress indicator) and, after each case, one per implementation."""
+    by_name = {r.case.name: (r, {i.name: i for i in t}) for r, t in runnable}
+    for result, taking_part in runnable:
+        for impl in taking_part:
+            result.measurements[impl.name] = Measurement()
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "run.py")
+    per_process = settings.samples_per_process
+    command = [sys.executable, script, WORKER_FLAG, "--repeat", str(per_process),
+               "--sample-ns", str(settings.sample_ns)]
+    command += [arg for name in by_name for arg in ("--case", name)]
+    for process_no in range(1, settings.processes + 1):
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) as worker:
+            assert worker.stdout is not None and worker.stderr is not None
+            for line in worker.stdout:
+                report = json.loads(line)
+                result, impls = by_name[report["case"]]
+                if "round" in report:
+                    step(f"{result.case.title} (process {process_no}/{settings.processes})",
+                         f"{impls[report['impl']].label}, round {report['round'] + 1}/{per_process}")
+                    continue
+                measurement = result.measurements[report["impl"]]
+                if report["error"]:
+                    measurement.error = measurement.error or report["error"]
+                elif report["ns_per_op"]:
+                    measurement.size, measurement.ops = report["size"], report["ops"]
+                    measurement.ns_per_op += report["ns_per_op"]
+                    measurement.process_medians.append(statistics.median(report["ns_per_op"]))
+            errors = worker.stderr.read()
+        if worker.returncode != 0:
+            for result, _ in runnable:
+                for measurement in result.measurements.values():
+                    measurement.error = measurement.error or (
+                        f"the worker process exited with {worker.returncode}:\n{errors.strip()}")
+            return
+
+
+def worker_main(cases: Sequence[Case], implementations: Sequence[Implementation],
+                settings: Settings) -> int:
+    """The worker's side of _run_in_workers."""
+    for result in plan(cases, implementations):
+        if result.skipped is not None:
+            continue
+        name = result.case.name
+        _run_case(result, [i for i in implementations if _takes_part(i, result.case)],
+                  settings, settings.repeats,
+                  lambda impl, round_no, name=name: _send(
+                      {"case": name, "impl": impl.name, "round": round_no}))
+        for impl_name, m in result.measurements.items():
+            _send({"case": name, "impl": impl_name, "error": m.error, "size": m.size,
+                   "ops": m.ops, "ns_per_op": m.ns_per_op})
+    return 0
+
+
+def _send(report: Dict) -> None:
+    sys.stdout.write(json.dumps(report) + "\n")
+    sys.stdout.flush()
 
 
 def _takes_part(impl: Implementation, case: Case) -> bool:

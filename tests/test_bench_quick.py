@@ -7,6 +7,7 @@ fastsync, exactly as CI and the README run it.  Nothing here looks at timings.
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 
@@ -48,6 +49,36 @@ def test_quick_run_prints_the_table_and_writes_json(tmp_path):
         # Hand-off cases get the native floor; other thread cases get none.
         assert "floor" in cases["event.ping_pong"]["results"]
         assert "floor" not in cases["lock.contended_2"]["results"]
+
+
+@pytest.mark.timeout(120)
+def test_single_thread_cases_run_in_worker_processes(tmp_path):
+    """With --processes N each single-thread case is timed in N fresh processes
+    and the median of their medians counts; thread cases stay in the parent."""
+    script = os.path.join(REPO_ROOT, "bench", "run.py")
+    out_file = tmp_path / "results.json"
+    run = subprocess.run(
+        [sys.executable, script, "--quick", "--processes", "2", "--repeat", "3",
+         "-k", "Lock: acquire()+release()", "-k", "Lock: 2 threads", "--json", str(out_file)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=110,
+    )
+    assert run.returncode == 0, f"stdout:\n{run.stdout}\nstderr:\n{run.stderr}"
+    assert "(process 2/2)" in run.stderr
+    assert "2 samples in each of 2 fresh processes" in run.stdout
+
+    data = json.loads(out_file.read_text(encoding="utf-8"))
+    assert data["settings"]["processes"] == 2 and data["settings"]["samples_per_process"] == 2
+    cases = {case["name"]: case for case in data["cases"]}
+    single = cases["lock.acquire_release"]["results"]
+    assert {"threading", "python"} <= set(single)
+    for name, result in single.items():
+        assert result["error"] is None, (name, result["error"])
+        assert len(result["ns_per_op_samples"]) == 4
+        assert len(result["process_medians"]) == 2
+        assert result["ns_per_op"] == pytest.approx(statistics.median(result["process_medians"]))
+    threaded = cases["lock.contended_2"]["results"]["threading"]
+    assert threaded["error"] is None
+    assert len(threaded["ns_per_op_samples"]) == 3 and threaded["process_medians"] == []
 
 
 @pytest.mark.cython
