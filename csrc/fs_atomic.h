@@ -28,6 +28,8 @@ static inline int fs_cas_u32(fs_atomic_u32 *a, uint32_t *expected, uint32_t desi
                                      __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE); }
 static inline uint32_t fs_fetch_add_u32(fs_atomic_u32 *a, uint32_t v)
 { return __atomic_fetch_add(&a->value, v, __ATOMIC_SEQ_CST); }
+static inline uint32_t fs_fetch_and_u32(fs_atomic_u32 *a, uint32_t mask)
+{ return __atomic_fetch_and(&a->value, mask, __ATOMIC_SEQ_CST); }
 static inline uint64_t fs_load_u64(const fs_atomic_u64 *a)
 { return __atomic_load_n(&a->value, __ATOMIC_SEQ_CST); }
 static inline void fs_store_u64(fs_atomic_u64 *a, uint64_t v)
@@ -61,6 +63,8 @@ static inline int fs_cas_u32(fs_atomic_u32 *a, uint32_t *expected, uint32_t desi
 }
 static inline uint32_t fs_fetch_add_u32(fs_atomic_u32 *a, uint32_t v)
 { return (uint32_t)_InterlockedExchangeAdd((volatile long *)&a->value, (long)v); }
+static inline uint32_t fs_fetch_and_u32(fs_atomic_u32 *a, uint32_t mask)
+{ return (uint32_t)_InterlockedAnd((volatile long *)&a->value, (long)mask); }
 static inline uint64_t fs_load_u64(const fs_atomic_u64 *a)
 { return (uint64_t)_InterlockedOr64((volatile __int64 *)&a->value, 0); }
 static inline void fs_store_u64(fs_atomic_u64 *a, uint64_t v)
