@@ -105,11 +105,15 @@ static inline void fs_rlock_init(fs_rlock *r)
     fs_store_uptr_relaxed(&r->count, 0);
 }
 
-static inline int fs_rlock_is_owned(const fs_rlock *r, uintptr_t me)
+/* The recursion count if `me` holds the lock, else 0. */
+static inline uintptr_t fs_rlock_owned_count(const fs_rlock *r, uintptr_t me)
 {
-    return fs_load_uptr_relaxed(&r->count) != 0
-        && fs_load_uptr_relaxed(&r->owner) == me;
+    uintptr_t count = fs_load_uptr_relaxed(&r->count);
+    return count != 0 && fs_load_uptr_relaxed(&r->owner) == me ? count : 0;
 }
+
+static inline int fs_rlock_is_owned(const fs_rlock *r, uintptr_t me)
+{ return fs_rlock_owned_count(r, me) != 0; }
 
 /* Called right after the caller acquired r->lock. */
 static inline void fs_rlock_take(fs_rlock *r, uintptr_t me, uintptr_t count)

@@ -73,6 +73,7 @@ cdef extern from "fastsync.h" nogil:
     uintptr_t fs_load_uptr_relaxed(const fs_atomic_uptr *a)
     void fs_store_uptr_relaxed(fs_atomic_uptr *a, uintptr_t v)
     void fs_rlock_init(fs_rlock *r)
+    uintptr_t fs_rlock_owned_count(const fs_rlock *r, uintptr_t me)
     bint fs_rlock_is_owned(const fs_rlock *r, uintptr_t me)
     void fs_rlock_take(fs_rlock *r, uintptr_t me, uintptr_t count)
     void fs_rlock_release_all(fs_rlock *r)
@@ -447,46 +448,47 @@ cdef class RLock:
         pass
 
     @cython.final
-    cdef inline bint _enter_owned(self, uintptr_t me) except -1:
-        """Count one more level if `me` holds the lock already."""
-        cdef uintptr_t count
-        if not fs_rlock_is_owned(&self._rlock, me):
+    cdef inline bint _acquire(self, int64_t timeout_ns) except -1:
+        """Take the lock, or count one more level if this thread holds it;
+        timeout_ns: -1 waits for ever, 0 doesn't wait."""
+        cdef uintptr_t me = thread_id()
+        # A free lock can't be ours: the uncontended case never looks at the owner.
+        if fs_lock_try_acquire(&self._rlock.lock):
+            fs_rlock_take(&self._rlock, me, 1)
+            return True
+        return self._acquire_held(me, timeout_ns)
+
+    @cython.final
+    cdef bint _acquire_held(self, uintptr_t me, int64_t timeout_ns) except -1:
+        """_acquire when the lock is held: by this thread, or another one."""
+        cdef uintptr_t count = fs_rlock_owned_count(&self._rlock, me)
+        if count != 0:
+            if count >= FS_RLOCK_COUNT_MAX:
+                raise OverflowError("Internal lock count overflowed")
+            fs_store_uptr_relaxed(&self._rlock.count, count + 1)
+            return True
+        if timeout_ns == 0 or not lock_acquire_blocking(&self._rlock.lock, timeout_ns):
             return False
-        count = fs_load_uptr_relaxed(&self._rlock.count)
-        if count >= FS_RLOCK_COUNT_MAX:
-            raise OverflowError("Internal lock count overflowed")
-        fs_store_uptr_relaxed(&self._rlock.count, count + 1)
+        fs_rlock_take(&self._rlock, me, 1)
         return True
 
     def acquire(self, blocking=True, timeout=-1):
         """Acquire the lock, or count one more level if this thread holds it.
 
         Returns True if the lock was acquired, False if not."""
-        cdef int64_t timeout_ns = timeout_for(blocking, timeout)
-        cdef uintptr_t me = thread_id()
-        if self._enter_owned(me):
+        if self._acquire(timeout_for(blocking, timeout)):
             return True
-        if not fs_lock_try_acquire(&self._rlock.lock):
-            if timeout_ns == 0 or not lock_acquire_blocking(&self._rlock.lock, timeout_ns):
-                return False
-        fs_rlock_take(&self._rlock, me, 1)
-        return True
+        return False
 
     def __enter__(self):
-        cdef uintptr_t me = thread_id()
-        if self._enter_owned(me):
-            return True
-        if not fs_lock_try_acquire(&self._rlock.lock):
-            lock_acquire_blocking(&self._rlock.lock, -1)
-        fs_rlock_take(&self._rlock, me, 1)
+        self._acquire(-1)
         return True
 
     @cython.final
     cdef inline int _release_one(self) except -1:
-        cdef uintptr_t count
-        if not fs_rlock_is_owned(&self._rlock, thread_id()):
+        cdef uintptr_t count = fs_rlock_owned_count(&self._rlock, thread_id())
+        if count == 0:
             raise RuntimeError("cannot release un-acquired lock")
-        count = fs_load_uptr_relaxed(&self._rlock.count)
         if count > 1:
             fs_store_uptr_relaxed(&self._rlock.count, count - 1)
         else:
@@ -809,20 +811,12 @@ cdef class Condition:
         return self._lock.release()
 
     def __enter__(self):
-        cdef RLock rlock
-        cdef uintptr_t me
         if self._kind == FS_LOCK:
             if not fs_lock_try_acquire(&(<Lock>self._lock)._lock):
                 lock_acquire_blocking(&(<Lock>self._lock)._lock, -1)
             return True
         if self._kind == FS_RLOCK:
-            rlock = <RLock>self._lock
-            me = thread_id()
-            if not rlock._enter_owned(me):
-                if not fs_lock_try_acquire(&rlock._rlock.lock):
-                    lock_acquire_blocking(&rlock._rlock.lock, -1)
-                fs_rlock_take(&rlock._rlock, me, 1)
-            return True
+            return (<RLock>self._lock)._acquire(-1)
         return self._lock.__enter__()
 
     def __exit__(self, *args):
