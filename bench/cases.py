@@ -40,6 +40,7 @@ class Case:
     uncontended: bool  # a single-thread call that never blocks: the floor applies
     stdlib_only_ok: bool = False   # worth running even if fastsync can't take part yet
     handoffs: int = 0  # thread-to-thread hand-offs per operation: the native floor applies
+    min_size: int = 1  # the smallest size calibration may choose
 
 
 class NativeHandoffs:
@@ -143,6 +144,15 @@ def event_ping_pong(Event: Callable, size: int) -> Tuple[int, int]:
     return run_threads(serve, play), size
 
 
+# Lock contention needs each thread's loop to outlast the GIL's switch interval
+# (5 ms) even uncontended: a thread that finishes its loop within one slice
+# never meets the others at the lock.  Calibration from contended runs could
+# pick such a size (3.11, threading, 4 threads: 36k iterations, 3.8 ms each,
+# measured 105 ns per acquire instead of about 1,100).  150k iterations take
+# 9-16 ms uncontended here.
+CONTENTION_MIN_SIZE = 150_000
+
+
 def lock_contention(threads: int) -> Measure:
     def measure(Lock: Callable, size: int) -> Tuple[int, int]:
         lock = Lock()
@@ -205,7 +215,7 @@ def barrier_rounds(Barrier: Callable, size: int) -> Tuple[int, int]:
 
 
 def thread_case(name: str, title: str, kind: str, measure: Measure, code: str,
-                stdlib_only_ok: bool = False, handoffs: int = 0) -> Case:
+                stdlib_only_ok: bool = False, handoffs: int = 0, min_size: int = 1) -> Case:
     if handoffs:
         threaded = measure
 
@@ -215,7 +225,7 @@ def thread_case(name: str, title: str, kind: str, measure: Measure, code: str,
             return threaded(constructor, size)
 
     return Case(name, title, kind, measure, code=code, uncontended=False,
-                stdlib_only_ok=stdlib_only_ok, handoffs=handoffs)
+                stdlib_only_ok=stdlib_only_ok, handoffs=handoffs, min_size=min_size)
 
 
 # ---------------------------------------------------------------------------
@@ -244,10 +254,12 @@ CASES = [
                 handoffs=2),
     thread_case("lock.contended_2", "Lock: 2 threads contending (per acquire)", "Lock",
                 lock_contention(2),
-                "each of 2 threads: lock.acquire(); counter[0] += 1; lock.release()"),
+                "each of 2 threads: lock.acquire(); counter[0] += 1; lock.release()",
+                min_size=CONTENTION_MIN_SIZE),
     thread_case("lock.contended_4", "Lock: 4 threads contending (per acquire)", "Lock",
                 lock_contention(4),
-                "each of 4 threads: lock.acquire(); counter[0] += 1; lock.release()"),
+                "each of 4 threads: lock.acquire(); counter[0] += 1; lock.release()",
+                min_size=CONTENTION_MIN_SIZE),
     thread_case("queue.producer_consumer", "queue.Queue: producer -> consumer (per item)",
                 "Queue", queue_producer_consumer,
                 f"Queue({QUEUE_MAXSIZE}); one thread put()s, another get()s",

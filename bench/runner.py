@@ -259,7 +259,7 @@ def _calibrated(case: Case, impl: Implementation, target_ns: int) -> Measurement
         # The quickest of a few runs: one stall (a thread waiting out the GIL's
         # switch interval) must not shrink every sample to a stall-sized one.
         elapsed = min(_timed(case, impl, size)[0] for _ in range(3))
-        size = max(1, round(size * target_ns / elapsed))
+        size = max(case.min_size, round(size * target_ns / elapsed))
         _, ops = _timed(case, impl, size)   # one more run at the final size, as warm-up
     except Exception:
         return Measurement(error=_describe_error())
