@@ -11,6 +11,10 @@ from .implementations import BASELINE, FLOOR, Implementation
 from .runner import CaseResult, Settings
 
 NOISY_SPREAD = 0.10      # interquartile range above this share of the median: marked
+# An empty call this much slower than fastsync's real one drew a bad code
+# placement (README, "Why several processes"): its row says little about
+# fastsync's distance to the floor, and the notes say so.
+FLOOR_BELOW = 0.9
 DASH = "-"
 FASTEST = "cython"       # the backend whose distance to the floor the table shows
 
@@ -78,6 +82,12 @@ def notes(results: Sequence[CaseResult], missing: Sequence[str]) -> str:
             lines.append(f"Skipped {result.case.title!r}: {result.skipped}")
         elif result.missing:
             lines.append(f"Only the standard library in {result.case.title!r}: {result.missing}")
+        ratio = result.floor_ratio(FASTEST)
+        if result.case.uncontended and ratio is not None and ratio < FLOOR_BELOW:
+            lines.append(f"The floor of {result.case.title!r} ran {1 / ratio:.2f}x as long as "
+                         f"fastsync ({FASTEST}): in this build its empty calls landed badly "
+                         "(see README.md, \"Why several processes\"), so that row doesn't "
+                         "show how far fastsync is from the cost of the call.")
         for name, measurement in result.measurements.items():
             if measurement.error:
                 lines.append(f"ERROR in {result.case.title!r} with {name}:\n    "

@@ -132,3 +132,26 @@ def test_issue_4_targets_are_judged_against_threading():
     report = targets.format_checks(list(checks.values()))
     assert "MISS  condition.ping_pong: fastsync (cython) speedup >= 2: 1.200" in report
     assert "1 of 4 targets met" in report
+
+
+@pytest.mark.timeout(30)
+def test_notes_flag_a_floor_slower_than_fastsync():
+    """A floor well above fastsync's own time drew a bad code placement; the
+    notes must say that row's floor ratio means little, and only for it."""
+    cases, runner, _ = _bench_modules()
+    sys.path.insert(0, REPO_ROOT)
+    try:
+        from bench import report
+    finally:
+        sys.path.remove(REPO_ROOT)
+
+    def single(name, floor):
+        case = cases.Case(name, name, "Event", measure=lambda cls, size: (0, 0), code="",
+                          uncontended=True)
+        return runner.CaseResult(case, measurements={
+            impl: runner.Measurement(ns_per_op=[ns])
+            for impl, ns in {"threading": 900.0, "cython": 22.0, "floor": floor}.items()})
+
+    notes = report.notes([single("slow floor", 31.0), single("fine floor", 20.0)], [])
+    assert "The floor of 'slow floor' ran 1.41x as long as fastsync" in notes
+    assert "'fine floor'" not in notes
