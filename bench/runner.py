@@ -25,6 +25,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import traceback
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -187,9 +188,12 @@ def _run_in_workers(runnable: Sequence[Tuple[CaseResult, Sequence[Implementation
                "--sample-ns", str(settings.sample_ns)]
     command += [arg for name in by_name for arg in ("--case", name)]
     for process_no in range(1, settings.processes + 1):
-        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) as worker:
-            assert worker.stdout is not None and worker.stderr is not None
+        # stderr goes to a file: a pipe read only at the end could fill up and
+        # stall a worker that has much to say (warnings, a traceback).
+        with tempfile.TemporaryFile("w+") as errors, \
+                subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors,
+                                 text=True) as worker:
+            assert worker.stdout is not None
             for line in worker.stdout:
                 report = json.loads(line)
                 result, impls = by_name[report["case"]]
@@ -204,13 +208,14 @@ def _run_in_workers(runnable: Sequence[Tuple[CaseResult, Sequence[Implementation
                     measurement.size, measurement.ops = report["size"], report["ops"]
                     measurement.ns_per_op += report["ns_per_op"]
                     measurement.process_medians.append(statistics.median(report["ns_per_op"]))
-            errors = worker.stderr.read()
-        if worker.returncode != 0:
-            for result, _ in runnable:
-                for measurement in result.measurements.values():
-                    measurement.error = measurement.error or (
-                        f"the worker process exited with {worker.returncode}:\n{errors.strip()}")
-            return
+            worker.wait()
+            errors.seek(0)
+            if worker.returncode != 0:
+                why = f"the worker process exited with {worker.returncode}:\n{errors.read().strip()}"
+                for result, _ in runnable:
+                    for measurement in result.measurements.values():
+                        measurement.error = measurement.error or why
+                return
 
 
 def worker_main(cases: Sequence[Case], implementations: Sequence[Implementation],

@@ -155,3 +155,25 @@ def test_notes_flag_a_floor_slower_than_fastsync():
     notes = report.notes([single("slow floor", 31.0), single("fine floor", 20.0)], [])
     assert "The floor of 'slow floor' ran 1.41x as long as fastsync" in notes
     assert "'fine floor'" not in notes
+
+
+@pytest.mark.timeout(120)
+def test_a_failing_worker_process_fails_the_run(tmp_path):
+    """A worker that dies is reported as an error in every case it had, and
+    the run exits with 1, like any failed measurement."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "import os, sys\n"
+        "if '--worker' in sys.argv:\n"
+        "    sys.stderr.write('worker refuses to start\\n')\n"
+        "    sys.stderr.flush()\n"
+        "    os._exit(3)\n", encoding="utf-8")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tmp_path), env.get("PYTHONPATH")]))
+    script = os.path.join(REPO_ROOT, "bench", "run.py")
+    run = subprocess.run(
+        [sys.executable, script, "--quick", "--processes", "2", "-k", "Lock: acquire()+release()"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=110, env=env,
+    )
+    assert run.returncode == 1, f"stdout:\n{run.stdout}\nstderr:\n{run.stderr}"
+    assert "the worker process exited with 3" in run.stdout
+    assert "worker refuses to start" in run.stdout
