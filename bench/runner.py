@@ -142,6 +142,7 @@ def run(results: Sequence[CaseResult], implementations: Sequence[Implementation]
         if in_workers:
             _run_in_workers(in_workers, settings, step)
     for result, taking_part in runnable:
+        progress(done, total, result.case.title, "calibrating")
         _run_case(result, taking_part, settings, settings.repeats,
                   lambda impl, round_no, title=result.case.title: step(
                       title, f"{impl.label}, round {round_no + 1}/{settings.repeats}"))
