@@ -589,9 +589,18 @@ cdef class Event:
 
         Returns True if the flag was set, False on timeout."""
         cdef uint32_t observed = fs_event_state(&self._event)
-        cdef int64_t timeout_ns = -1
         if observed & FS_EVENT_SET:
             return True
+        if timeout is ZERO:
+            return fs_event_is_set(&self._event)
+        # Everything else in a function of its own: this one then needs few
+        # registers, which saves wait() and wait(0) a stack frame's worth of
+        # saving and restoring them.
+        return self._wait_unset(observed, timeout)
+
+    @cython.final
+    cdef bint _wait_unset(self, uint32_t observed, object timeout) except -1:
+        cdef int64_t timeout_ns = -1
         if timeout is not None:
             # threading.Event compares with 0 first: same errors, same results
             # for NaN and negative values.
@@ -672,6 +681,14 @@ cdef class Semaphore:
         """Take a slot, waiting for one unless blocking is false.
 
         Returns True if a slot was taken, False if not (timeout in seconds)."""
+        # The common call stays here; the rest is a function of its own, so
+        # this one needs few registers and saves and restores few (see Event.wait).
+        if blocking is True and timeout is None and fs_semaphore_try_acquire(&self._sem):
+            return True
+        return self._acquire(blocking, timeout)
+
+    @cython.final
+    cdef bint _acquire(self, object blocking, object timeout) except -1:
         cdef int64_t timeout_ns = -1
         if not blocking and timeout is not None:
             raise ValueError("can't specify timeout for non-blocking acquire")
@@ -696,12 +713,17 @@ cdef class Semaphore:
 
     def release(self, n=1):
         """Return n slots, waking as many waiting threads."""
-        if n is ONE or (type(n) is int and n == 1):
-            self._release(1)
+        if n is ONE and fs_semaphore_release(&self._sem, 1, self._limit):
             return
+        self._release_any(n)   # not inline, as in acquire
+
+    @cython.final
+    cdef int _release_any(self, object n) except -1:
+        if n is ONE or (type(n) is int and n == 1):
+            return self._release(1)
         if n < 1:
             raise ValueError("n must be one or more")
-        self._release(_index(n))
+        return self._release(_index(n))
 
     # __exit__: semaphore_exit, installed below the class.
 
