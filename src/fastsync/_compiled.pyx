@@ -476,9 +476,7 @@ cdef class RLock:
         """Acquire the lock, or count one more level if this thread holds it.
 
         Returns True if the lock was acquired, False if not."""
-        if self._acquire(timeout_for(blocking, timeout)):
-            return True
-        return False
+        return self._acquire(timeout_for(blocking, timeout))
 
     def __enter__(self):
         self._acquire(-1)
@@ -509,9 +507,7 @@ cdef class RLock:
         return fs_rlock_is_owned(&self._rlock, thread_id())
 
     def _recursion_count(self):
-        if fs_rlock_is_owned(&self._rlock, thread_id()):
-            return fs_load_uptr_relaxed(&self._rlock.count)
-        return 0
+        return fs_rlock_owned_count(&self._rlock, thread_id())
 
     def _release_save(self):
         # Like CPython, this checks only that the lock is held, not by whom;
@@ -713,7 +709,8 @@ cdef class Semaphore:
 
     def release(self, n=1):
         """Return n slots, waking as many waiting threads."""
-        if n is ONE and fs_semaphore_release(&self._sem, 1, self._limit):
+        if n is ONE:
+            self._release(1)
             return
         self._release_any(n)   # not inline, as in acquire
 
