@@ -39,12 +39,97 @@ int64_t fs_deadline_after(int64_t timeout_ns)
     return now + timeout_ns;
 }
 
+/* ---- Spinning ---- */
+
+static fs_atomic_u32 spinning_threads;
+static fs_atomic_u32 spinner_limit = { UINT32_MAX };
+
+void fs_spin_set_limit(uint32_t threads)
+{ fs_store_u32(&spinner_limit, threads); }
+
+void fs_spin_after_fork_child(void)
+{ fs_store_u32(&spinning_threads, 0); }
+
+/* The clock is read once per batch of looks: a look is a load and a pause, a
+ * clock read costs as much as a few dozen of them. */
+#define LOOKS_PER_CLOCK_READ 16
+
+static int look_until(const fs_atomic_u32 *addr, uint32_t expected, int64_t end_ns)
+{
+    do {
+        int look;
+        for (look = 0; look < LOOKS_PER_CLOCK_READ; look++) {
+            if (fs_load_u32(addr) != expected)
+                return 1;
+            fs_cpu_relax();
+        }
+    } while (fs_monotonic_ns() < end_ns);
+    return 0;
+}
+
+/* Each thread learns whether spinning pays for it: after FAILS_BEFORE_PAUSE
+ * spins in a row that ran out, it spins only on every PROBE_EVERY-th call
+ * until one succeeds again.  A thread that is handed things quickly (a
+ * ping-pong partner) keeps spinning; one that waits long (one of many
+ * consumers of a queue) stops burning a CPU that other threads need. */
+#define FAILS_BEFORE_PAUSE 2
+#define PROBE_EVERY 16
+
+#if defined(_MSC_VER)
+#  define FS_THREAD_LOCAL __declspec(thread)
+#else
+#  define FS_THREAD_LOCAL __thread
+#endif
+
+static FS_THREAD_LOCAL uint32_t spins_failed_in_a_row;
+static FS_THREAD_LOCAL uint32_t spins_skipped;
+
+static int spin_pays_here(void)
+{
+    if (spins_failed_in_a_row < FAILS_BEFORE_PAUSE)
+        return 1;
+    if (++spins_skipped < PROBE_EVERY)
+        return 0;
+    spins_skipped = 0;
+    return 1;
+}
+
+int fs_spin_while(const fs_atomic_u32 *addr, uint32_t expected,
+                  int64_t deadline_ns, int64_t spin_ns)
+{
+    int changed = 0;
+    if (spin_ns <= 0 || !spin_pays_here())
+        return 0;
+    /* Spinners beyond the spare CPUs would only take CPU time from the
+     * threads they wait for. */
+    if (fs_fetch_add_u32(&spinning_threads, 1) < fs_load_u32(&spinner_limit)) {
+        int64_t end_ns = fs_monotonic_ns() + spin_ns;
+        if (deadline_ns != FS_NO_DEADLINE && deadline_ns < end_ns)
+            end_ns = deadline_ns;
+        changed = look_until(addr, expected, end_ns);
+        if (changed)
+            spins_failed_in_a_row = 0;
+        else if (spins_failed_in_a_row < UINT32_MAX)
+            spins_failed_in_a_row++;
+    }
+    fs_fetch_add_u32(&spinning_threads, (uint32_t)-1);
+    return changed;
+}
+
+fs_wait_result fs_spin_then_wait(fs_atomic_u32 *addr, uint32_t expected,
+                                 int64_t deadline_ns, int64_t spin_ns)
+{
+    if (fs_spin_while(addr, expected, deadline_ns, spin_ns))
+        return FS_WAIT_WOKEN;
+    return fs_wait(addr, expected, deadline_ns);
+}
+
 /* ---- Lock ---- */
 
 void fs_lock_wake_one(fs_lock *lock)
 { fs_wake_one(&lock->state); }
 
-fs_result fs_lock_acquire_until(fs_lock *lock, int64_t deadline_ns)
+fs_result fs_lock_acquire_until(fs_lock *lock, int64_t deadline_ns, int64_t spin_ns)
 {
     int timed_out = 0;
     for (;;) {
@@ -55,7 +140,7 @@ fs_result fs_lock_acquire_until(fs_lock *lock, int64_t deadline_ns)
             return FS_ACQUIRED;
         if (timed_out)
             return FS_TIMED_OUT;
-        switch (fs_wait(&lock->state, FS_LOCK_CONTENDED, deadline_ns)) {
+        switch (fs_spin_then_wait(&lock->state, FS_LOCK_CONTENDED, deadline_ns, spin_ns)) {
         case FS_WAIT_INTERRUPTED: return FS_INTERRUPTED;
         case FS_WAIT_TIMED_OUT:   timed_out = 1; break;   /* one last try */
         default:                  break;
@@ -63,9 +148,9 @@ fs_result fs_lock_acquire_until(fs_lock *lock, int64_t deadline_ns)
     }
 }
 
-fs_result fs_lock_sleep_until(fs_lock *lock, int64_t deadline_ns)
+fs_result fs_lock_sleep_until(fs_lock *lock, int64_t deadline_ns, int64_t spin_ns)
 {
-    switch (fs_wait(&lock->state, FS_LOCK_CONTENDED, deadline_ns)) {
+    switch (fs_spin_then_wait(&lock->state, FS_LOCK_CONTENDED, deadline_ns, spin_ns)) {
     case FS_WAIT_INTERRUPTED: return FS_INTERRUPTED;
     case FS_WAIT_TIMED_OUT:   return FS_TIMED_OUT;
     default:                  return FS_WOKEN;
@@ -92,7 +177,7 @@ void fs_event_set_slow(fs_event *event)
 }
 
 fs_result fs_event_wait_until(fs_event *event, uint32_t observed_state,
-                              int64_t deadline_ns)
+                              int64_t deadline_ns, int64_t spin_ns)
 {
     const uint32_t generation = GENERATION_OF(observed_state);
     uint32_t state = fs_load_u32(&event->state);
@@ -105,7 +190,7 @@ fs_result fs_event_wait_until(fs_event *event, uint32_t observed_state,
                 continue;   /* state now holds the fresh value */
             state |= FS_EVENT_WAITERS;
         }
-        waited = fs_wait(&event->state, state, deadline_ns);
+        waited = fs_spin_then_wait(&event->state, state, deadline_ns, spin_ns);
         state = fs_load_u32(&event->state);
         if ((state & FS_EVENT_SET) || GENERATION_OF(state) != generation)
             return FS_ACQUIRED;
@@ -127,7 +212,8 @@ void fs_semaphore_wake(fs_semaphore *sem, uint64_t released)
         fs_wake_all(&sem->sequence);
 }
 
-fs_result fs_semaphore_acquire_until(fs_semaphore *sem, int64_t deadline_ns)
+fs_result fs_semaphore_acquire_until(fs_semaphore *sem, int64_t deadline_ns,
+                                     int64_t spin_ns)
 {
     fs_result result = FS_TIMED_OUT;
     fs_fetch_add_u32(&sem->sleepers, 1);
@@ -138,7 +224,7 @@ fs_result fs_semaphore_acquire_until(fs_semaphore *sem, int64_t deadline_ns)
             result = FS_ACQUIRED;
             break;
         }
-        waited = fs_wait(&sem->sequence, sequence, deadline_ns);
+        waited = fs_spin_then_wait(&sem->sequence, sequence, deadline_ns, spin_ns);
         if (waited == FS_WAIT_INTERRUPTED) {
             result = FS_INTERRUPTED;
             break;
@@ -158,7 +244,7 @@ fs_result fs_semaphore_acquire_until(fs_semaphore *sem, int64_t deadline_ns)
 static void cond_lock(fs_cond *cond)
 {
     while (!fs_lock_try_acquire(&cond->guard))
-        fs_lock_acquire_until(&cond->guard, FS_NO_DEADLINE);
+        fs_lock_acquire_until(&cond->guard, FS_NO_DEADLINE, 0);
 }
 
 void fs_cond_enqueue(fs_cond *cond, fs_cond_waiter *waiter)
@@ -221,13 +307,14 @@ uint64_t fs_cond_notify(fs_cond *cond, uint64_t n)
     return woken;
 }
 
-fs_result fs_cond_wait_notified(fs_cond_waiter *waiter, int64_t deadline_ns)
+fs_result fs_cond_wait_notified(fs_cond_waiter *waiter, int64_t deadline_ns,
+                                 int64_t spin_ns)
 {
     for (;;) {
         fs_wait_result waited;
         if (fs_load_u32(&waiter->notified))
             return FS_ACQUIRED;
-        waited = fs_wait(&waiter->notified, 0, deadline_ns);
+        waited = fs_spin_then_wait(&waiter->notified, 0, deadline_ns, spin_ns);
         if (fs_load_u32(&waiter->notified))
             return FS_ACQUIRED;
         if (waited == FS_WAIT_TIMED_OUT)

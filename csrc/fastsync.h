@@ -4,9 +4,9 @@
  * plus the platform's wait/wake layer (fs_wait.h).  The uncontended paths are
  * static inline and make no system call; everything that may block lives in
  * fastsync.c and takes an absolute deadline on the monotonic clock
- * (FS_NO_DEADLINE for none).  Blocking calls return FS_INTERRUPTED when a
- * signal arrived, so a caller that runs signal handlers (the Python layer) can
- * do so and call again with the same deadline.
+ * (FS_NO_DEADLINE for none) and a spin budget (below).  Blocking calls return
+ * FS_INTERRUPTED when a signal arrived, so a caller that runs signal handlers
+ * (the Python layer) can do so and call again with the same deadline.
  *
  * No Python.h here: the caller passes its own thread identity to the RLock
  * functions. */
@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "fs_atomic.h"
+#include "fs_wait.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -38,6 +39,36 @@ int64_t fs_monotonic_ns(void);
  * would not fit (a timeout of centuries never expires in practice). */
 int64_t fs_deadline_after(int64_t timeout_ns);
 
+/* ---- Spinning ------------------------------------------------------------
+ * Every call below that may block takes spin_ns: for how long to keep looking
+ * at the word it waits on (with the CPU's pause hint) before asking the kernel
+ * to put the thread to sleep; 0 sleeps at once.  A hand-off that completes
+ * within the spin needs no sleep and no wake-up, and a wake-up is most of a
+ * hand-off's cost where an idle CPU halts (a VM's vCPU: tens of microseconds).
+ * A spin ends at the deadline.  It does not notice signals: a signal that
+ * arrives while the thread spins runs its handler, and the sleep that follows
+ * doesn't end early, so a caller that must see signals at once (CPython's main
+ * thread) passes 0. */
+
+/* At most this many threads spin at once (default: no limit); the rest sleep
+ * at once.  Set it to the number of CPUs a spinner may have to itself. */
+void fs_spin_set_limit(uint32_t threads);
+
+/* In the child after fork(): threads that were spinning in the parent don't
+ * exist here, so none counts against the limit. */
+void fs_spin_after_fork_child(void);
+
+/* Looks at the word while it holds expected, for up to spin_ns and never past
+ * deadline_ns.  Returns 1 if the word changed, 0 if the time ran out (or
+ * spin_ns is 0, or the limit above left no room to spin). */
+int fs_spin_while(const fs_atomic_u32 *addr, uint32_t expected,
+                  int64_t deadline_ns, int64_t spin_ns);
+
+/* fs_spin_while, then fs_wait (fs_wait.h) unless the word changed; returns
+ * what fs_wait returns (FS_WAIT_WOKEN if the spin saw the change). */
+fs_wait_result fs_spin_then_wait(fs_atomic_u32 *addr, uint32_t expected,
+                                 int64_t deadline_ns, int64_t spin_ns);
+
 /* ---- Lock ----------------------------------------------------------------
  * 0: unlocked, 1: locked, 2: locked and a thread may be waiting.
  * Any thread may release (threading.Lock semantics). */
@@ -46,14 +77,14 @@ enum { FS_LOCK_FREE = 0, FS_LOCK_HELD = 1, FS_LOCK_CONTENDED = 2 };
 typedef struct { fs_atomic_u32 state; } fs_lock;
 
 void fs_lock_wake_one(fs_lock *lock);
-fs_result fs_lock_acquire_until(fs_lock *lock, int64_t deadline_ns);
+fs_result fs_lock_acquire_until(fs_lock *lock, int64_t deadline_ns, int64_t spin_ns);
 
 /* The same protocol in two steps, for a caller that must retake a global
  * interpreter lock between attempts: try with fs_lock_try_acquire_contended
  * (holding the GIL), then sleep with fs_lock_sleep_until (GIL released), and
  * repeat while it returns FS_WOKEN.  Taking the lock only while holding the
  * GIL avoids a convoy in which a woken thread owns the lock but can't run. */
-fs_result fs_lock_sleep_until(fs_lock *lock, int64_t deadline_ns);
+fs_result fs_lock_sleep_until(fs_lock *lock, int64_t deadline_ns, int64_t spin_ns);
 
 static inline void fs_lock_init(fs_lock *lock)
 { fs_store_u32(&lock->state, FS_LOCK_FREE); }
@@ -143,7 +174,7 @@ void fs_event_set_slow(fs_event *event);
  * that is interrupted and calls again passes the same value, so a set() that
  * happened in between still counts. */
 fs_result fs_event_wait_until(fs_event *event, uint32_t observed_state,
-                              int64_t deadline_ns);
+                              int64_t deadline_ns, int64_t spin_ns);
 
 static inline uint32_t fs_event_state(const fs_event *event)
 { return fs_load_u32(&event->state); }
@@ -191,7 +222,8 @@ typedef struct {
     fs_atomic_u32 sequence;
 } fs_semaphore;
 
-fs_result fs_semaphore_acquire_until(fs_semaphore *sem, int64_t deadline_ns);
+fs_result fs_semaphore_acquire_until(fs_semaphore *sem, int64_t deadline_ns,
+                                     int64_t spin_ns);
 void fs_semaphore_wake(fs_semaphore *sem, uint64_t released);
 
 static inline void fs_semaphore_init(fs_semaphore *sem, uint64_t value)
@@ -262,7 +294,8 @@ int fs_cond_dequeue(fs_cond *cond, fs_cond_waiter *waiter);
 /* Wakes up to n waiters, oldest first; returns how many. */
 uint64_t fs_cond_notify(fs_cond *cond, uint64_t n);
 /* Sleeps until notified, the deadline, or a signal (queue lock not held). */
-fs_result fs_cond_wait_notified(fs_cond_waiter *waiter, int64_t deadline_ns);
+fs_result fs_cond_wait_notified(fs_cond_waiter *waiter, int64_t deadline_ns,
+                                 int64_t spin_ns);
 
 #ifdef __cplusplus
 }

@@ -86,4 +86,18 @@ static inline void fs_store_uptr_relaxed(fs_atomic_uptr *a, uintptr_t v)
 #error "fastsync needs GCC/Clang __atomic builtins or MSVC Interlocked intrinsics"
 #endif
 
+/* The CPU's hint for a busy-wait loop: it lets the other hyperthread run and
+ * saves power while a thread polls a word another core will change. */
+#if defined(_MSC_VER) && (defined(_M_X64) || defined(_M_IX86))
+static inline void fs_cpu_relax(void) { _mm_pause(); }
+#elif defined(_MSC_VER) && defined(_M_ARM64)
+static inline void fs_cpu_relax(void) { __yield(); }
+#elif (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+static inline void fs_cpu_relax(void) { __builtin_ia32_pause(); }
+#elif (defined(__GNUC__) || defined(__clang__)) && (defined(__aarch64__) || defined(__arm__))
+static inline void fs_cpu_relax(void) { __asm__ __volatile__("yield" ::: "memory"); }
+#else
+static inline void fs_cpu_relax(void) { }
+#endif
+
 #endif /* FASTSYNC_ATOMIC_H */

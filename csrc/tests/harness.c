@@ -190,13 +190,15 @@ void test_skip(const char *name, const char *why)
 
 /* ---- shared helpers ---- */
 
+int64_t test_spin_ns = 0;
+
 fs_result test_lock_acquire_counted(fs_lock *lock, int64_t deadline_ns,
                                     fs_atomic_u32 *interruptions)
 {
     fs_result r;
     if (fs_lock_try_acquire(lock))
         return FS_ACQUIRED;
-    while ((r = fs_lock_acquire_until(lock, deadline_ns)) == FS_INTERRUPTED)
+    while ((r = fs_lock_acquire_until(lock, deadline_ns, test_spin_ns)) == FS_INTERRUPTED)
         if (interruptions != NULL)
             test_add_u32(interruptions, 1);
     return r;
@@ -209,7 +211,7 @@ fs_result test_event_wait_counted(fs_event *event, int64_t deadline_ns,
     uint32_t observed = fs_event_state(event);
     if (observed & FS_EVENT_SET)
         return FS_ACQUIRED;
-    while ((r = fs_event_wait_until(event, observed, deadline_ns)) == FS_INTERRUPTED)
+    while ((r = fs_event_wait_until(event, observed, deadline_ns, test_spin_ns)) == FS_INTERRUPTED)
         if (interruptions != NULL)
             test_add_u32(interruptions, 1);
     return r;

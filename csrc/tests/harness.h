@@ -56,6 +56,10 @@ void test_skip(const char *name, const char *why);
 /* Helpers shared by the suites: retry on FS_INTERRUPTED like the Python layer
  * does (same deadline, same observed state), counting the retries in
  * *interruptions unless it is NULL. */
+/* The spin budget the helpers below (and the suites' own blocking calls) pass;
+ * run_core_tests runs its concurrent tests once without spinning and once
+ * with. */
+extern int64_t test_spin_ns;
 fs_result test_lock_acquire_counted(fs_lock *lock, int64_t deadline_ns,
                                     fs_atomic_u32 *interruptions);
 fs_result test_event_wait_counted(fs_event *event, int64_t deadline_ns,

@@ -298,10 +298,10 @@ static void test_lock_basics(void)
     EXPECT_EQ_INT(fs_lock_release(&lock), 1);
     EXPECT(!fs_lock_is_locked(&lock));
     EXPECT_EQ_INT(fs_lock_release(&lock), 0);          /* not held */
-    EXPECT_EQ_INT(fs_lock_acquire_until(&lock, FS_NO_DEADLINE), FS_ACQUIRED);
-    EXPECT_EQ_INT(fs_lock_acquire_until(&lock, fs_monotonic_ns()), FS_TIMED_OUT);
+    EXPECT_EQ_INT(fs_lock_acquire_until(&lock, FS_NO_DEADLINE, 0), FS_ACQUIRED);
+    EXPECT_EQ_INT(fs_lock_acquire_until(&lock, fs_monotonic_ns(), 0), FS_TIMED_OUT);
     EXPECT_EQ_INT(fs_lock_release(&lock), 1);
-    EXPECT_EQ_INT(fs_lock_acquire_until(&lock, fs_monotonic_ns() - MS(10)), FS_ACQUIRED);
+    EXPECT_EQ_INT(fs_lock_acquire_until(&lock, fs_monotonic_ns() - MS(10), 0), FS_ACQUIRED);
     EXPECT_EQ_INT(fs_lock_release(&lock), 1);
 }
 
@@ -314,7 +314,8 @@ static void test_lock_timeout_not_early(void)
     EXPECT(fs_lock_try_acquire(&lock));
     for (i = 0; i < sizeof timeouts / sizeof timeouts[0]; i++) {
         int64_t deadline = fs_deadline_after(timeouts[i]);
-        expect_timed_out_on_time(fs_lock_acquire_until(&lock, deadline), deadline);
+        expect_timed_out_on_time(fs_lock_acquire_until(&lock, deadline, test_spin_ns),
+                                 deadline);
     }
     EXPECT(fs_lock_is_locked(&lock));
     EXPECT_EQ_INT(fs_lock_release(&lock), 1);
@@ -349,7 +350,8 @@ static void *mx_worker(void *p)
              * with the holder's wake-up. */
             do {
                 r = fs_lock_try_acquire(job->lock) ? FS_ACQUIRED
-                    : fs_lock_acquire_until(job->lock, fs_deadline_after(job->short_timeout));
+                    : fs_lock_acquire_until(job->lock, fs_deadline_after(job->short_timeout),
+                                            test_spin_ns);
                 if (r == FS_TIMED_OUT)
                     job->timeouts++;
             } while (r == FS_TIMED_OUT);
@@ -488,7 +490,7 @@ static void test_event_basics(void)
     fs_event_set(&e);                        /* idempotent */
     EXPECT(fs_event_is_set(&e));
     EXPECT_EQ_INT(test_event_wait(&e, fs_monotonic_ns()), FS_ACQUIRED);
-    EXPECT_EQ_INT(fs_event_wait_until(&e, fs_event_state(&e), FS_NO_DEADLINE), FS_ACQUIRED);
+    EXPECT_EQ_INT(fs_event_wait_until(&e, fs_event_state(&e), FS_NO_DEADLINE, 0), FS_ACQUIRED);
     fs_event_clear(&e);
     EXPECT(!fs_event_is_set(&e));
     fs_event_clear(&e);                      /* idempotent */
@@ -517,11 +519,11 @@ static void test_event_generation_rule_single_thread(void)
     uint32_t observed;
     fs_event_init(&e, 0);
     observed = fs_event_state(&e);
-    EXPECT_EQ_INT(fs_event_wait_until(&e, observed, fs_deadline_after(MS(5))), FS_TIMED_OUT);
+    EXPECT_EQ_INT(fs_event_wait_until(&e, observed, fs_deadline_after(MS(5)), 0), FS_TIMED_OUT);
     fs_event_set(&e);
     fs_event_clear(&e);
     EXPECT(!fs_event_is_set(&e));
-    EXPECT_EQ_INT(fs_event_wait_until(&e, observed, fs_deadline_after(MS(5))), FS_ACQUIRED);
+    EXPECT_EQ_INT(fs_event_wait_until(&e, observed, fs_deadline_after(MS(5)), 0), FS_ACQUIRED);
     /* A fresh look does not see it any more. */
     EXPECT_EQ_INT(test_event_wait(&e, fs_deadline_after(MS(5))), FS_TIMED_OUT);
 }
@@ -544,7 +546,8 @@ static void *event_waiter(void *p)
     if (observed & FS_EVENT_SET)
         job->result = FS_ACQUIRED;
     else
-        job->result = fs_event_wait_until(job->event, observed, fs_deadline_after(MS(5000)));
+        job->result = fs_event_wait_until(job->event, observed, fs_deadline_after(MS(5000)),
+                                          test_spin_ns);
     job->waited_ms = test_ms_since(start);
     test_add_u32(job->returned, 1);
     return NULL;
@@ -625,6 +628,150 @@ static void test_event_ping_pong(void)
     test_note("%.0f round trips/s", PING_ROUNDS / (test_ms_since(start) / 1000.0));
 }
 
+/* ---- spinning ---------------------------------------------------------------- */
+
+#define SPIN_BUDGET MS(1000)
+
+typedef struct {
+    fs_atomic_u32 *word;
+    int64_t deadline, spin_ns;
+    fs_wait_result result;
+    double waited_ms;
+    fs_atomic_u32 *arrived;
+} spin_job;
+
+static void *spin_then_wait_job(void *p)
+{
+    spin_job *job = (spin_job *)p;
+    int64_t start = fs_monotonic_ns();
+    test_add_u32(job->arrived, 1);
+    job->result = fs_spin_then_wait(job->word, 0, job->deadline, job->spin_ns);
+    job->waited_ms = test_ms_since(start);
+    return NULL;
+}
+
+static void test_spin_sees_a_change_nobody_wakes(void)
+{
+    /* A plain store, no fs_wake: only a spinning waiter can notice it
+     * before its deadline. */
+    fs_atomic_u32 word, arrived;
+    spin_job job;
+    test_thread t;
+    fs_store_u32(&word, 0);
+    fs_store_u32(&arrived, 0);
+    job.word = &word;
+    job.deadline = fs_deadline_after(MS(3000));
+    job.spin_ns = SPIN_BUDGET * 2;
+    job.arrived = &arrived;
+    test_thread_start(&t, spin_then_wait_job, &job);
+    EXPECT(test_wait_for_u32(&arrived, 1, 2000));
+    test_sleep_ms(20);
+    fs_store_u32(&word, 1);
+    test_thread_join(&t);
+    EXPECT_EQ_INT(job.result, FS_WAIT_WOKEN);
+    EXPECT(job.waited_ms < 2500);
+}
+
+static void test_spin_ends_at_the_deadline(void)
+{
+    fs_atomic_u32 word;
+    int64_t deadline = fs_deadline_after(MS(15));
+    fs_store_u32(&word, 0);
+    EXPECT_EQ_INT(fs_spin_then_wait(&word, 0, deadline, SPIN_BUDGET), FS_WAIT_TIMED_OUT);
+    EXPECT(fs_monotonic_ns() >= deadline);
+    EXPECT(fs_monotonic_ns() - deadline < MS(500));   /* not the whole budget */
+}
+
+/* Each thread keeps its own record of failed spins (see fastsync.c); these
+ * tests run in a fresh thread so that earlier tests don't decide it. */
+static void *spin_budget_job(void *unused)
+{
+    fs_atomic_u32 word;
+    int64_t start = fs_monotonic_ns();
+    (void)unused;
+    fs_store_u32(&word, 0);
+    EXPECT(!fs_spin_while(&word, 0, FS_NO_DEADLINE, MS(10)));
+    EXPECT(fs_monotonic_ns() - start >= MS(10));
+    fs_store_u32(&word, 1);
+    EXPECT(fs_spin_while(&word, 0, FS_NO_DEADLINE, MS(10)));
+    EXPECT(!fs_spin_while(&word, 1, FS_NO_DEADLINE, 0));     /* 0: no spin at all */
+    return NULL;
+}
+
+static void test_spin_runs_for_its_budget(void)
+{
+    test_thread t;
+    test_thread_start(&t, spin_budget_job, NULL);
+    test_thread_join(&t);
+}
+
+static void test_spin_limit(void)
+{
+    fs_atomic_u32 word;
+    int64_t start = fs_monotonic_ns();
+    fs_store_u32(&word, 0);
+    fs_spin_set_limit(0);
+    EXPECT(!fs_spin_while(&word, 0, FS_NO_DEADLINE, SPIN_BUDGET));
+    fs_spin_set_limit(UINT32_MAX);
+    EXPECT(fs_monotonic_ns() - start < MS(500));
+}
+
+/* How long one fs_spin_while call on an unchanging word took, in ms. */
+static double failing_spin_ms(fs_atomic_u32 *word, int64_t spin_ns)
+{
+    int64_t start = fs_monotonic_ns();
+    EXPECT(!fs_spin_while(word, 0, FS_NO_DEADLINE, spin_ns));
+    return test_ms_since(start);
+}
+
+static void *spin_pause_job(void *unused)
+{
+    fs_atomic_u32 word;
+    int i, calls = 0;
+    (void)unused;
+    fs_store_u32(&word, 0);
+    EXPECT(failing_spin_ms(&word, MS(5)) >= 5);
+    EXPECT(failing_spin_ms(&word, MS(5)) >= 5);
+    for (i = 1; i < 16; i++)                      /* two failures: a pause */
+        EXPECT(failing_spin_ms(&word, MS(5)) < 4);
+    EXPECT(failing_spin_ms(&word, MS(5)) >= 5);   /* every 16th call tries */
+    /* Still paused: only the next try can see the change, and its success
+     * ends the pause. */
+    fs_store_u32(&word, 1);
+    while (!fs_spin_while(&word, 0, FS_NO_DEADLINE, MS(5)) && calls < 100)
+        calls++;
+    EXPECT_EQ_INT(calls, 15);
+    fs_store_u32(&word, 0);
+    EXPECT(failing_spin_ms(&word, MS(5)) >= 5);
+    return NULL;
+}
+
+static void test_spin_pauses_after_failures(void)
+{
+    test_thread t;
+    test_thread_start(&t, spin_pause_job, NULL);
+    test_thread_join(&t);
+}
+
+/* The concurrent tests again, with waiters that spin first. */
+static void run_spinning(test_fn fn)
+{
+    test_spin_ns = MS(1) / 20;
+    fn();
+    test_spin_ns = 0;
+}
+static void test_lock_timeout_not_early_spinning(void) { run_spinning(test_lock_timeout_not_early); }
+static void test_lock_mutual_exclusion_spinning(void) { run_spinning(test_lock_mutual_exclusion); }
+static void test_lock_mutual_exclusion_short_timeouts_spinning(void)
+{ run_spinning(test_lock_mutual_exclusion_short_timeouts); }
+static void test_lock_handoff_spinning(void) { run_spinning(test_lock_handoff); }
+static void test_event_basics_spinning(void) { run_spinning(test_event_basics); }
+static void test_event_set_wakes_all_waiters_spinning(void)
+{ run_spinning(test_event_set_wakes_all_waiters); }
+static void test_event_set_then_clear_still_wakes_spinning(void)
+{ run_spinning(test_event_set_then_clear_still_wakes); }
+static void test_event_ping_pong_spinning(void) { run_spinning(test_event_ping_pong); }
+
 void run_core_tests(void)
 {
     RUN(test_monotonic_clock, 5);
@@ -645,4 +792,17 @@ void run_core_tests(void)
     RUN(test_event_set_wakes_all_waiters, 15);
     RUN(test_event_set_then_clear_still_wakes, 15);
     RUN(test_event_ping_pong, 20);
+    RUN(test_spin_sees_a_change_nobody_wakes, 10);
+    RUN(test_spin_ends_at_the_deadline, 5);
+    RUN(test_spin_runs_for_its_budget, 5);
+    RUN(test_spin_limit, 5);
+    RUN(test_spin_pauses_after_failures, 10);
+    RUN(test_lock_timeout_not_early_spinning, 10);
+    RUN(test_lock_mutual_exclusion_spinning, 20);
+    RUN(test_lock_mutual_exclusion_short_timeouts_spinning, 20);
+    RUN(test_lock_handoff_spinning, 20);
+    RUN(test_event_basics_spinning, 10);
+    RUN(test_event_set_wakes_all_waiters_spinning, 15);
+    RUN(test_event_set_then_clear_still_wakes_spinning, 15);
+    RUN(test_event_ping_pong_spinning, 20);
 }

@@ -46,10 +46,10 @@ static void *blocker(void *p)
         while (job->result == FS_WAIT_WOKEN && fs_load_u32(&job->word) == 0);
         break;
     case BLOCK_IN_LOCK:
-        job->result = fs_lock_acquire_until(&job->lock, deadline);
+        job->result = fs_lock_acquire_until(&job->lock, deadline, 0);
         break;
     default:
-        job->result = fs_event_wait_until(&job->event, observed, deadline);
+        job->result = fs_event_wait_until(&job->event, observed, deadline, 0);
         break;
     }
     job->waited_ms = test_ms_since(start);
@@ -117,7 +117,7 @@ static void test_interrupt_ends_event_wait(void)
      * and clear() in between still count. */
     fs_event_set(&job.event);
     fs_event_clear(&job.event);
-    EXPECT_EQ_INT(fs_event_wait_until(&job.event, observed, fs_deadline_after(MS(10))),
+    EXPECT_EQ_INT(fs_event_wait_until(&job.event, observed, fs_deadline_after(MS(10)), 0),
                   FS_ACQUIRED);
 }
 
@@ -277,9 +277,9 @@ static void *abandon_thread(void *p)
     int64_t start = fs_monotonic_ns(), deadline = fs_deadline_after(MS(5000));
     fs_result r;
     test_add_u32(job->arrived, 1);
-    r = fs_lock_acquire_until(job->lock, deadline);
+    r = fs_lock_acquire_until(job->lock, deadline, 0);
     while (r == FS_INTERRUPTED && !job->quitter)
-        r = fs_lock_acquire_until(job->lock, deadline);
+        r = fs_lock_acquire_until(job->lock, deadline, 0);
     job->waited_ms = test_ms_since(start);
     job->result = r;
     if (r == FS_ACQUIRED)

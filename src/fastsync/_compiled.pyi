@@ -5,6 +5,7 @@ _T = TypeVar("_T")
 
 WAIT_BACKEND: str
 THREAD_IDENT_INLINE: bool
+DEFAULT_SPIN_NS: int
 __all__ = ["Barrier", "BoundedSemaphore", "Condition", "Event", "Lock", "RLock", "Semaphore"]
 
 class Lock:
@@ -92,6 +93,8 @@ class _CallFloor:
     def wait(self, timeout: Optional[float] = None) -> bool: ...
 
 def _native_handoffs(count: int) -> int: ...
+def _set_spin_ns(ns: int) -> int: ...
+def _usable_cpus() -> int: ...
 
 class _SemaphoreCallFloor:
     def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> bool: ...

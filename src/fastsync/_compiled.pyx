@@ -28,6 +28,7 @@ import warnings
 
 from fastsync._barrier import BrokenBarrierError, make_barrier_class
 from fastsync._common import ISSET_WARNING, ISSET_WARNS, NOTIFYALL_WARNING, cannot_pickle, type_name
+from fastsync._env import NO_SPIN, env_flag
 
 cdef extern from "Python.h":
     unsigned long PyLong_AsUnsignedLongMask(object) except? -1
@@ -53,6 +54,12 @@ cdef extern from "fastsync.h" nogil:
         FS_WOKEN
     int64_t fs_deadline_after(int64_t timeout_ns)
     int64_t fs_monotonic_ns()
+    fs_wait_result fs_spin_then_wait(fs_atomic_u32 *addr, uint32_t expected,
+                                     int64_t deadline_ns, int64_t spin_ns)
+    bint fs_spin_while(const fs_atomic_u32 *addr, uint32_t expected,
+                       int64_t deadline_ns, int64_t spin_ns)
+    void fs_spin_set_limit(uint32_t threads)
+    void fs_spin_after_fork_child()
 
     ctypedef struct fs_lock:
         pass
@@ -61,7 +68,7 @@ cdef extern from "fastsync.h" nogil:
     bint fs_lock_is_locked(const fs_lock *lock)
     bint fs_lock_release(fs_lock *lock)
     bint fs_lock_try_acquire_contended(fs_lock *lock)
-    fs_result fs_lock_sleep_until(fs_lock *lock, int64_t deadline_ns)
+    fs_result fs_lock_sleep_until(fs_lock *lock, int64_t deadline_ns, int64_t spin_ns)
 
     unsigned long FS_RLOCK_COUNT_MAX
     ctypedef struct fs_atomic_uptr:
@@ -86,7 +93,7 @@ cdef extern from "fastsync.h" nogil:
     void fs_event_set(fs_event *event)
     void fs_event_clear(fs_event *event)
     fs_result fs_event_wait_until(fs_event *event, uint32_t observed_state,
-                                  int64_t deadline_ns)
+                                  int64_t deadline_ns, int64_t spin_ns)
     void fs_event_reinit_after_fork(fs_event *event)
 
     ctypedef struct fs_semaphore:
@@ -94,7 +101,8 @@ cdef extern from "fastsync.h" nogil:
     void fs_semaphore_init(fs_semaphore *sem, uint64_t value)
     bint fs_semaphore_try_acquire(fs_semaphore *sem)
     bint fs_semaphore_release(fs_semaphore *sem, uint64_t n, uint64_t limit)
-    fs_result fs_semaphore_acquire_until(fs_semaphore *sem, int64_t deadline_ns)
+    fs_result fs_semaphore_acquire_until(fs_semaphore *sem, int64_t deadline_ns,
+                                         int64_t spin_ns)
     uint64_t fs_semaphore_value(const fs_semaphore *sem)
 
     ctypedef struct fs_cond_waiter:
@@ -106,7 +114,8 @@ cdef extern from "fastsync.h" nogil:
     bint fs_cond_dequeue(fs_cond *cond, fs_cond_waiter *waiter)
     uint64_t fs_cond_notify(fs_cond *cond, uint64_t n)
     uint64_t fs_cond_length(fs_cond *cond)
-    fs_result fs_cond_wait_notified(fs_cond_waiter *waiter, int64_t deadline_ns)
+    fs_result fs_cond_wait_notified(fs_cond_waiter *waiter, int64_t deadline_ns,
+                                     int64_t spin_ns)
 
 
 # ---------------------------------------------------------------------------
@@ -294,18 +303,100 @@ cdef inline int64_t deadline_for(int64_t timeout_ns) noexcept:
 
 
 # ---------------------------------------------------------------------------
+# Spinning: a thread that must block keeps looking for a while before it sleeps
+#
+# Handing a lock, an event or a notification from one Python thread to another
+# costs about 20 us here when the receiver slept, almost all of it the kernel
+# waking an idle CPU, and 1-3 us when the receiver was still looking (README.md,
+# "Spinning").  A wait that outlasts the spin costs that CPU time once.
+
+# Long enough to cover the Python code a partner runs between two hand-offs,
+# short enough that a thread which then sleeps has used little CPU.
+DEFAULT_SPIN_NS = 20_000
+
+cdef int64_t spin_budget_ns = 0
+# CPython runs signal handlers in the main thread only, and a signal that
+# arrives while a thread spins doesn't end the sleep that follows (only a
+# sleep in progress is interrupted).  So the main thread never spins, and
+# Ctrl-C keeps ending its waits at once.
+cdef unsigned long signal_thread_ident = 0
+
+
+def _usable_cpus():
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _set_spin_ns(ns):
+    """Set how long a blocked thread (other than the main thread) looks before
+    it sleeps, in nanoseconds (0: never); returns the previous value.  On by
+    default where more than one CPU is usable, unless FASTSYNC_NO_SPIN is set.
+    For tests and measurements; not part of the API."""
+    global spin_budget_ns
+    previous = spin_budget_ns
+    ns = _index(ns)
+    if not 0 <= ns <= 10**9:
+        raise ValueError("spin time must be between 0 and 10**9 ns")
+    spin_budget_ns = ns
+    return previous
+
+
+cdef inline int64_t spin_ns_here() noexcept nogil:
+    return 0 if thread_id() == signal_thread_ident else spin_budget_ns
+
+
+# The GIL.  A woken thread still has to take the GIL, and the thread that woke
+# it usually holds it for a little longer (it returns from set() or notify()
+# and runs on until it blocks itself).  A thread that asks for the GIL then
+# sleeps in CPython's own wait, and pays the wake-up the spin avoided.  So a
+# thread that was handed something keeps looking, for up to its spin time,
+# until some thread releases the GIL in one of our waits, and only then asks.
+# The flag is only a hint (the GIL also changes hands elsewhere, unseen): a
+# wrong hint costs at most the spin time, never correctness.
+cdef fs_atomic_u32 gil_released_in_wait   # 1: released by a waiter, not yet retaken here
+
+cdef inline void note_gil_released() noexcept nogil:
+    fs_store_u32(&gil_released_in_wait, 1)
+
+cdef inline void note_gil_taken() noexcept nogil:
+    fs_store_u32(&gil_released_in_wait, 0)
+
+cdef extern from *:
+    """
+    /* A free-threaded build has no GIL to wait for. */
+    #if defined(Py_GIL_DISABLED)
+    #define FASTSYNC_GIL_DISABLED 1
+    #else
+    #define FASTSYNC_GIL_DISABLED 0
+    #endif
+    """
+    const bint GIL_DISABLED "FASTSYNC_GIL_DISABLED"
+
+cdef inline void await_gil_release(int64_t spin_ns) noexcept nogil:
+    """Before asking for the GIL after a wait that was ended by another thread."""
+    if not GIL_DISABLED:
+        fs_spin_while(&gil_released_in_wait, 0, FS_NO_DEADLINE, spin_ns)
+
+
+# ---------------------------------------------------------------------------
 # Blocking: the only places the GIL is released
 
 cdef bint lock_acquire_blocking(fs_lock *lock, int64_t timeout_ns) except -1:
     """Wait for the lock; the caller's uncontended attempt has failed.  Each
     attempt is made holding the GIL (see fs_lock_sleep_until)."""
     cdef int64_t deadline = deadline_for(timeout_ns)
+    cdef int64_t spin_ns = spin_ns_here()
     cdef fs_result result
     while True:
         if fs_lock_try_acquire_contended(lock):
             return True
         with nogil:
-            result = fs_lock_sleep_until(lock, deadline)
+            note_gil_released()
+            result = fs_lock_sleep_until(lock, deadline, spin_ns)
+            if result == FS_WOKEN:
+                await_gil_release(spin_ns)
+        note_gil_taken()
         if result == FS_TIMED_OUT:
             return fs_lock_try_acquire_contended(lock)
         if result == FS_INTERRUPTED:
@@ -315,10 +406,15 @@ cdef bint lock_acquire_blocking(fs_lock *lock, int64_t timeout_ns) except -1:
 cdef bint event_wait_blocking(fs_event *event, uint32_t observed_state,
                               int64_t timeout_ns) except -1:
     cdef int64_t deadline = deadline_for(timeout_ns)
+    cdef int64_t spin_ns = spin_ns_here()
     cdef fs_result result
     while True:
         with nogil:
-            result = fs_event_wait_until(event, observed_state, deadline)
+            note_gil_released()
+            result = fs_event_wait_until(event, observed_state, deadline, spin_ns)
+            if result == FS_ACQUIRED:
+                await_gil_release(spin_ns)
+        note_gil_taken()
         if result != FS_INTERRUPTED:
             return result == FS_ACQUIRED
         PyErr_CheckSignals()
@@ -432,6 +528,12 @@ cdef extern from *:
 # True where the thread id is read inline (x86-64 Linux, after the check at
 # load); elsewhere the id comes from a call.  Tests check it.
 THREAD_IDENT_INLINE = bool(fastsync_thread_ident_init())
+
+# Both need thread_id(), so they are set once it is ready.
+signal_thread_ident = __import__("threading").main_thread().ident
+if _usable_cpus() > 1 and not env_flag(NO_SPIN):
+    _set_spin_ns(DEFAULT_SPIN_NS)
+    fs_spin_set_limit(_usable_cpus() - 1)   # a CPU stays free for the GIL's holder
 
 
 cdef inline unsigned long thread_id() noexcept nogil:
@@ -636,7 +738,10 @@ fastsync_watch_sigint()
 
 
 def _after_fork_in_child():
+    global signal_thread_ident
     fs_wait_after_fork_child()
+    fs_spin_after_fork_child()
+    signal_thread_ident = thread_id()   # the forking thread is the child's main
 
 
 if hasattr(os, "register_at_fork"):
@@ -648,10 +753,15 @@ if hasattr(os, "register_at_fork"):
 
 cdef bint semaphore_acquire_blocking(fs_semaphore *sem, int64_t timeout_ns) except -1:
     cdef int64_t deadline = deadline_for(timeout_ns)
+    cdef int64_t spin_ns = spin_ns_here()
     cdef fs_result result
     while True:
         with nogil:
-            result = fs_semaphore_acquire_until(sem, deadline)
+            note_gil_released()
+            result = fs_semaphore_acquire_until(sem, deadline, spin_ns)
+            if result == FS_ACQUIRED:
+                await_gil_release(spin_ns)
+        note_gil_taken()
         if result != FS_INTERRUPTED:
             return result == FS_ACQUIRED
         PyErr_CheckSignals()
@@ -924,13 +1034,18 @@ cdef class Condition:
     @cython.final
     cdef bint _sleep(self, fs_cond_waiter *waiter, int64_t timeout_ns) except -1:
         cdef int64_t deadline
+        cdef int64_t spin_ns = spin_ns_here()
         cdef fs_result result
         if timeout_ns == 0:
             return False
         deadline = deadline_for(timeout_ns)
         while True:
             with nogil:
-                result = fs_cond_wait_notified(waiter, deadline)
+                note_gil_released()
+                result = fs_cond_wait_notified(waiter, deadline, spin_ns)
+                if result == FS_ACQUIRED:
+                    await_gil_release(spin_ns)
+            note_gil_taken()
             if result != FS_INTERRUPTED:
                 return result == FS_ACQUIRED
             PyErr_CheckSignals()
@@ -1048,13 +1163,15 @@ fastsync_install_exit(_SemaphoreCallFloor, 3, floor_exit)   # the same empty __e
 
 
 # The floor of the benchmark's hand-off cases (ping-pong, Barrier): the same
-# hand-offs between two C threads over the same wait layer, with no Python and
-# no GIL, so bench/ can show how much of a round trip is the kernel's.
+# hand-offs between two C threads over the same wait layer, spinning as
+# fastsync's threads do, with no Python and no GIL, so bench/ can show how much
+# of a round trip the hand-off itself takes.
 
 ctypedef struct Handoffs:
     fs_atomic_u32 turn       # hand-offs so far; the partner moves on even turns
     fs_atomic_u32 finished   # set by the partner thread as its last act
     uint32_t limit
+    int64_t spin_ns
 
 
 cdef void take_turns(Handoffs *run, uint32_t parity) noexcept nogil:
@@ -1064,7 +1181,8 @@ cdef void take_turns(Handoffs *run, uint32_t parity) noexcept nogil:
         if turn >= run.limit:
             return
         if turn % 2 != parity:
-            fs_wait(&run.turn, turn, FS_NO_DEADLINE)   # woken, changed, or a signal: look again
+            # Woken, changed, or a signal: look again.
+            fs_spin_then_wait(&run.turn, turn, FS_NO_DEADLINE, run.spin_ns)
         else:
             fs_store_u32(&run.turn, turn + 1)
             fs_wake_one(&run.turn)
@@ -1088,6 +1206,7 @@ def _native_handoffs(long count):
     fs_store_u32(&run.turn, 0)
     fs_store_u32(&run.finished, 0)
     run.limit = <uint32_t>count + 1
+    run.spin_ns = spin_budget_ns    # as in any thread but the main one
     if PyThread_start_new_thread(handoff_partner, &run) == <unsigned long>-1:
         raise RuntimeError("can't start a thread")
     with nogil:
