@@ -100,8 +100,8 @@ int fs_spin_while(const fs_atomic_u32 *addr, uint32_t expected,
     int changed = 0;
     if (spin_ns <= 0 || !spin_pays_here())
         return 0;
-    /* Spinners beyond the spare CPUs would only take CPU time from the
-     * threads they wait for. */
+    /* Spinners beyond the CPUs would only take CPU time from the threads
+     * they wait for. */
     if (fs_fetch_add_u32(&spinning_threads, 1) < fs_load_u32(&spinner_limit)) {
         int64_t end_ns = fs_monotonic_ns() + spin_ns;
         if (deadline_ns != FS_NO_DEADLINE && deadline_ns < end_ns)

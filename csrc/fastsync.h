@@ -51,7 +51,7 @@ int64_t fs_deadline_after(int64_t timeout_ns);
  * thread) passes 0. */
 
 /* At most this many threads spin at once (default: no limit); the rest sleep
- * at once.  Set it to the number of CPUs a spinner may have to itself. */
+ * at once.  Set it to the number of CPUs the process may use. */
 void fs_spin_set_limit(uint32_t threads);
 
 /* In the child after fork(): threads that were spinning in the parent don't

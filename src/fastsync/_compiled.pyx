@@ -533,7 +533,11 @@ THREAD_IDENT_INLINE = bool(fastsync_thread_ident_init())
 signal_thread_ident = __import__("threading").main_thread().ident
 if _usable_cpus() > 1 and not env_flag(NO_SPIN):
     _set_spin_ns(DEFAULT_SPIN_NS)
-    fs_spin_set_limit(_usable_cpus() - 1)   # a CPU stays free for the GIL's holder
+    # No more spinners than CPUs.  One fewer (a CPU kept for the GIL's
+    # holder) made two-thread hand-offs 2-5x slower at times: a thread that
+    # starts to wait while its partner is still leaving its spin found no room
+    # and slept.
+    fs_spin_set_limit(_usable_cpus())
 
 
 cdef inline unsigned long thread_id() noexcept nogil:
