@@ -45,8 +45,9 @@ class Case:
 
 class NativeHandoffs:
     """The floor of a hand-off case, given to measure() as its constructor:
-    run(n) times n hand-offs between two C threads sleeping in fastsync's wait
-    layer, no Python and no GIL -- what the kernel alone takes."""
+    run(n) times n hand-offs between two C threads waiting in fastsync's wait
+    layer (spinning first, as fastsync's threads do), no Python and no GIL --
+    what the hand-off itself takes."""
 
     def __init__(self, run: Callable[[int], int]) -> None:
         self.run = run

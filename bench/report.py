@@ -71,8 +71,8 @@ def notes(results: Sequence[CaseResult], missing: Sequence[str]) -> str:
         "floor: the same calls on a compiled class whose methods do nothing, the cost of the "
         f"Python call itself; '{FASTEST}/floor' is how far fastsync sits above it.",
         "For hand-offs between threads (ping-pong, Barrier) the floor is the same hand-offs "
-        "between two C threads over fastsync's wait layer, without Python or the GIL: "
-        "the kernel's share, which no implementation can go below.",
+        "between two C threads that spin, then sleep, in fastsync's wait layer as its "
+        "threads do, without Python or the GIL: what the hand-off itself costs.",
         f"Single-thread cases run the statement {UNROLL}x unrolled in a loop; '*' marks a "
         f"result whose samples spread over more than {NOISY_SPREAD:.0%} of the median.",
     ]
