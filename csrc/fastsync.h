@@ -59,8 +59,9 @@ void fs_spin_set_limit(uint32_t threads);
 void fs_spin_after_fork_child(void);
 
 /* Looks at the word while it holds expected, for up to spin_ns and never past
- * deadline_ns.  Returns 1 if the word changed, 0 if the time ran out (or
- * spin_ns is 0, or the limit above left no room to spin). */
+ * deadline_ns.  Returns 1 if the word changed, 0 if the time ran out or there
+ * was no spin: spin_ns is 0, the limit above left no room, or this thread's
+ * last spins ran out and it is pausing (fastsync.c says when). */
 int fs_spin_while(const fs_atomic_u32 *addr, uint32_t expected,
                   int64_t deadline_ns, int64_t spin_ns);
 
