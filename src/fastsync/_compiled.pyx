@@ -531,13 +531,15 @@ THREAD_IDENT_INLINE = bool(fastsync_thread_ident_init())
 
 # Both need thread_id(), so they are set once it is ready.
 signal_thread_ident = __import__("threading").main_thread().ident
-if _usable_cpus() > 1 and not env_flag(NO_SPIN):
+_cpus = _usable_cpus()
+if _cpus > 1 and not env_flag(NO_SPIN):
     _set_spin_ns(DEFAULT_SPIN_NS)
     # No more spinners than CPUs.  One fewer (a CPU kept for the GIL's
     # holder) made two-thread hand-offs 2-5x slower at times: a thread that
     # starts to wait while its partner is still leaving its spin found no room
     # and slept.
-    fs_spin_set_limit(_usable_cpus())
+    fs_spin_set_limit(_cpus)
+del _cpus
 
 
 cdef inline unsigned long thread_id() noexcept nogil:
@@ -1037,12 +1039,12 @@ cdef class Condition:
 
     @cython.final
     cdef bint _sleep(self, fs_cond_waiter *waiter, int64_t timeout_ns) except -1:
-        cdef int64_t deadline
-        cdef int64_t spin_ns = spin_ns_here()
+        cdef int64_t deadline, spin_ns
         cdef fs_result result
         if timeout_ns == 0:
             return False
         deadline = deadline_for(timeout_ns)
+        spin_ns = spin_ns_here()
         while True:
             with nogil:
                 note_gil_released()
