@@ -92,10 +92,9 @@ static inline void fs_lock_init(fs_lock *lock)
 
 static inline int fs_lock_try_acquire(fs_lock *lock)
 {
+    /* No plain look first: on a free lock (the case that counts) it only adds
+     * a load and a branch, and a held lock fails the exchange as cheaply. */
     uint32_t expected = FS_LOCK_FREE;
-    /* A plain look first: failing on a held lock needs no locked instruction. */
-    if (fs_load_u32(&lock->state) != FS_LOCK_FREE)
-        return 0;
     return fs_cas_u32(&lock->state, &expected, FS_LOCK_HELD);
 }
 
@@ -118,48 +117,72 @@ static inline int fs_lock_release(fs_lock *lock)
 }
 
 /* ---- RLock ---------------------------------------------------------------
- * A Lock plus the owner's thread id and the recursion count.  Only the owner
- * writes owner/count while it holds the lock; others read them only to compare
- * with their own id (which they can never see there unless they wrote it) or
- * for repr, so relaxed atomics suffice. */
+ * A Lock plus the owner's thread id and the recursion depth.  `extra` holds
+ * the depth minus one, and is 0 whenever the lock is free: so a first acquire
+ * and a last release write only the owner, the common case costs no store of
+ * the depth, and a zeroed struct is a free lock.  (Depth 0, which only
+ * _acquire_restore can ask for, wraps to UINTPTR_MAX and reads back as 0.)
+ * Only the owner writes owner/extra while it holds the lock; others read them
+ * only to compare with their own id (which they can never see there unless
+ * they wrote it) or for repr, so relaxed atomics suffice.  Thread ids passed
+ * in (`me`) are never 0, the owner of a free lock. */
 #define FS_RLOCK_COUNT_MAX ULONG_MAX
 
 typedef struct {
     fs_lock lock;
     fs_atomic_uptr owner;
-    fs_atomic_uptr count;
+    fs_atomic_uptr extra;
 } fs_rlock;
 
 static inline void fs_rlock_init(fs_rlock *r)
 {
     fs_lock_init(&r->lock);
     fs_store_uptr_relaxed(&r->owner, 0);
-    fs_store_uptr_relaxed(&r->count, 0);
+    fs_store_uptr_relaxed(&r->extra, 0);
 }
 
-/* The recursion count if `me` holds the lock, else 0. */
+/* The recursion depth if `me` holds the lock, else 0. */
 static inline uintptr_t fs_rlock_owned_count(const fs_rlock *r, uintptr_t me)
 {
-    uintptr_t count = fs_load_uptr_relaxed(&r->count);
-    return count != 0 && fs_load_uptr_relaxed(&r->owner) == me ? count : 0;
+    return fs_load_uptr_relaxed(&r->owner) == me ? fs_load_uptr_relaxed(&r->extra) + 1 : 0;
 }
 
 static inline int fs_rlock_is_owned(const fs_rlock *r, uintptr_t me)
 { return fs_rlock_owned_count(r, me) != 0; }
 
-/* Called right after the caller acquired r->lock. */
+/* The depth whoever holds the lock has, 0 if it is free: for repr and for
+ * _release_save, which (as in CPython) doesn't ask who holds it. */
+static inline uintptr_t fs_rlock_count(const fs_rlock *r)
+{ return fs_lock_is_locked(&r->lock) ? fs_load_uptr_relaxed(&r->extra) + 1 : 0; }
+
+/* The owner changes the depth of a lock it holds. */
+static inline void fs_rlock_set_count(fs_rlock *r, uintptr_t count)
+{ fs_store_uptr_relaxed(&r->extra, count - 1); }
+
+/* Called right after the caller acquired r->lock, which was free, so its
+ * depth already reads 1. */
+static inline void fs_rlock_take_first(fs_rlock *r, uintptr_t me)
+{ fs_store_uptr_relaxed(&r->owner, me); }
+
+/* As fs_rlock_take_first, with any depth (for _acquire_restore). */
 static inline void fs_rlock_take(fs_rlock *r, uintptr_t me, uintptr_t count)
 {
     fs_store_uptr_relaxed(&r->owner, me);
-    fs_store_uptr_relaxed(&r->count, count);
+    fs_rlock_set_count(r, count);
 }
 
-/* Releases everything; the caller checked ownership. */
-static inline void fs_rlock_release_all(fs_rlock *r)
+/* Releases a lock held at depth 1; the caller checked ownership and depth. */
+static inline void fs_rlock_release_last(fs_rlock *r)
 {
-    fs_store_uptr_relaxed(&r->count, 0);
     fs_store_uptr_relaxed(&r->owner, 0);
     fs_lock_release(&r->lock);
+}
+
+/* Releases every level; the caller checked ownership. */
+static inline void fs_rlock_release_all(fs_rlock *r)
+{
+    fs_store_uptr_relaxed(&r->extra, 0);
+    fs_rlock_release_last(r);
 }
 
 /* ---- Event ---------------------------------------------------------------

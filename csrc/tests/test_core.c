@@ -445,34 +445,56 @@ static void test_rlock_helpers(void)
     const uintptr_t me = 0x1234, other = 0x5678;
     fs_rlock_init(&r);
     EXPECT(!fs_rlock_is_owned(&r, me));
-    EXPECT(!fs_rlock_is_owned(&r, 0));
+    EXPECT_EQ_INT(fs_rlock_count(&r), 0);
     EXPECT(!fs_lock_is_locked(&r.lock));
 
+    /* A first acquire writes only the owner: a free lock's depth reads 1. */
     EXPECT(fs_lock_try_acquire(&r.lock));
-    fs_rlock_take(&r, me, 1);
+    fs_rlock_take_first(&r, me);
     EXPECT(fs_rlock_is_owned(&r, me));
     EXPECT(!fs_rlock_is_owned(&r, other));
-    EXPECT_EQ_INT(fs_load_uptr_relaxed(&r.count), 1);
+    EXPECT_EQ_INT(fs_rlock_owned_count(&r, me), 1);
+    EXPECT_EQ_INT(fs_rlock_owned_count(&r, other), 0);
+    EXPECT_EQ_INT(fs_rlock_count(&r), 1);
     EXPECT_EQ_INT(fs_load_uptr_relaxed(&r.owner), me);
 
-    /* Re-entry is the caller's bookkeeping: count goes up, owner stays. */
-    fs_rlock_take(&r, me, 3);
-    EXPECT(fs_rlock_is_owned(&r, me));
-    EXPECT_EQ_INT(fs_load_uptr_relaxed(&r.count), 3);
+    /* Re-entry is the caller's bookkeeping: the depth goes up, owner stays. */
+    fs_rlock_set_count(&r, 3);
+    EXPECT_EQ_INT(fs_rlock_owned_count(&r, me), 3);
+    EXPECT_EQ_INT(fs_rlock_count(&r), 3);
     EXPECT(!fs_lock_try_acquire(&r.lock));
 
+    /* Releasing every level leaves the depth as a first acquire expects it. */
     fs_rlock_release_all(&r);
     EXPECT(!fs_rlock_is_owned(&r, me));
-    EXPECT_EQ_INT(fs_load_uptr_relaxed(&r.count), 0);
+    EXPECT_EQ_INT(fs_rlock_count(&r), 0);
     EXPECT_EQ_INT(fs_load_uptr_relaxed(&r.owner), 0);
     EXPECT(!fs_lock_is_locked(&r.lock));
 
-    /* Another thread can take it now. */
+    /* Another thread can take it now, and finds depth 1. */
     EXPECT(fs_lock_try_acquire(&r.lock));
-    fs_rlock_take(&r, other, 1);
-    EXPECT(fs_rlock_is_owned(&r, other));
+    fs_rlock_take_first(&r, other);
+    EXPECT_EQ_INT(fs_rlock_owned_count(&r, other), 1);
     EXPECT(!fs_rlock_is_owned(&r, me));
+    fs_rlock_release_last(&r);
+    EXPECT_EQ_INT(fs_rlock_count(&r), 0);
+    EXPECT(!fs_lock_is_locked(&r.lock));
+
+    /* Any depth can be restored, 0 included (owned by nobody then), and the
+     * largest; after either, a first acquire still finds depth 1. */
+    EXPECT(fs_lock_try_acquire(&r.lock));
+    fs_rlock_take(&r, me, 0);
+    EXPECT(!fs_rlock_is_owned(&r, me));
+    EXPECT_EQ_INT(fs_rlock_count(&r), 0);
     fs_rlock_release_all(&r);
+    EXPECT(fs_lock_try_acquire(&r.lock));
+    fs_rlock_take(&r, me, FS_RLOCK_COUNT_MAX);
+    EXPECT(fs_rlock_owned_count(&r, me) == FS_RLOCK_COUNT_MAX);
+    fs_rlock_release_all(&r);
+    EXPECT(fs_lock_try_acquire(&r.lock));
+    fs_rlock_take_first(&r, me);
+    EXPECT_EQ_INT(fs_rlock_owned_count(&r, me), 1);
+    fs_rlock_release_last(&r);
     EXPECT((unsigned long)FS_RLOCK_COUNT_MAX == ULONG_MAX);
 }
 

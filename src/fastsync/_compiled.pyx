@@ -76,13 +76,16 @@ cdef extern from "fastsync.h" nogil:
     ctypedef struct fs_rlock:
         fs_lock lock
         fs_atomic_uptr owner
-        fs_atomic_uptr count
     uintptr_t fs_load_uptr_relaxed(const fs_atomic_uptr *a)
     void fs_store_uptr_relaxed(fs_atomic_uptr *a, uintptr_t v)
     void fs_rlock_init(fs_rlock *r)
     uintptr_t fs_rlock_owned_count(const fs_rlock *r, uintptr_t me)
     bint fs_rlock_is_owned(const fs_rlock *r, uintptr_t me)
+    uintptr_t fs_rlock_count(const fs_rlock *r)
+    void fs_rlock_set_count(fs_rlock *r, uintptr_t count)
+    void fs_rlock_take_first(fs_rlock *r, uintptr_t me)
     void fs_rlock_take(fs_rlock *r, uintptr_t me, uintptr_t count)
+    void fs_rlock_release_last(fs_rlock *r)
     void fs_rlock_release_all(fs_rlock *r)
 
     uint32_t FS_EVENT_SET
@@ -489,45 +492,48 @@ cdef extern from *:
     #  define fastsync_thread_ident() ((unsigned long)GetCurrentThreadId())
     #else
     #  include <pthread.h>
-    #  if defined(__x86_64__) && defined(__linux__)
-    /* On x86-64 Linux (glibc and musl alike) %fs:0 holds the address of the
-     * thread's control block, which is what pthread_self() returns: reading it
-     * saves a call through the PLT, twice per RLock acquire+release.  The
-     * module checks the two agree when it loads and keeps pthread_self() if
-     * they don't. */
+    #  if defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__)
+    /* x86-64 keeps the thread pointer at %fs:0, and glibc's pthread_self()
+     * returns it (its thread descriptor starts at the thread pointer).
+     * Reading it inline saves a call through the PLT, twice per RLock
+     * acquire+release, and deciding here rather than at load time saves a
+     * test of a flag in each.  The module checks the two agree when it loads.
+     * Other C libraries (musl, Android's) take the call. */
     #    define FASTSYNC_FS_SELF 1
-    static int fastsync_fs_self_is_ident = 0;
-    static inline unsigned long fastsync_fs_self(void)
+    static inline unsigned long fastsync_thread_ident(void)
     {
         unsigned long self;
         __asm__ ("mov %%fs:0, %0" : "=r" (self));
         return self;
     }
-    #    define fastsync_thread_ident() \
-        (fastsync_fs_self_is_ident ? fastsync_fs_self() : (unsigned long)pthread_self())
     #  else
     #    define fastsync_thread_ident() ((unsigned long)pthread_self())
     #  endif
     #endif
 
-    /* Returns whether the id is read inline from now on. */
-    static int fastsync_thread_ident_init(void)
+    /* 1: the id is read inline and agrees with pthread_self(); 0: it comes
+     * from a call; -1: read inline but it disagrees, which the module
+     * refuses to load with. */
+    static int fastsync_thread_ident_check(void)
     {
     #if defined(FASTSYNC_FS_SELF)
-        fastsync_fs_self_is_ident = fastsync_fs_self() == (unsigned long)pthread_self();
-        return fastsync_fs_self_is_ident;
+        return fastsync_thread_ident() == (unsigned long)pthread_self() ? 1 : -1;
     #else
         return 0;
     #endif
     }
     """
     unsigned long fastsync_thread_ident() nogil
-    int fastsync_thread_ident_init()
+    int fastsync_thread_ident_check()
 
 
-# True where the thread id is read inline (x86-64 Linux, after the check at
-# load); elsewhere the id comes from a call.  Tests check it.
-THREAD_IDENT_INLINE = bool(fastsync_thread_ident_init())
+# True where the thread id is read inline (x86-64 Linux with glibc); elsewhere
+# it comes from a call.  Tests check it.
+if fastsync_thread_ident_check() < 0:
+    # Owners would be recorded under ids threading.get_ident() never returns.
+    raise ImportError("fastsync._compiled: the thread id read from %fs:0 is not "
+                      "pthread_self() on this C library; please report this")
+THREAD_IDENT_INLINE = fastsync_thread_ident_check() == 1
 
 # Both need thread_id(), so they are set once it is ready.
 signal_thread_ident = __import__("threading").main_thread().ident
@@ -562,7 +568,7 @@ cdef class RLock:
         cdef uintptr_t me = thread_id()
         # A free lock can't be ours: the uncontended case never looks at the owner.
         if fs_lock_try_acquire(&self._rlock.lock):
-            fs_rlock_take(&self._rlock, me, 1)
+            fs_rlock_take_first(&self._rlock, me)
             return True
         return self._acquire_held(me, timeout_ns)
 
@@ -573,11 +579,11 @@ cdef class RLock:
         if count != 0:
             if count >= FS_RLOCK_COUNT_MAX:
                 raise OverflowError("Internal lock count overflowed")
-            fs_store_uptr_relaxed(&self._rlock.count, count + 1)
+            fs_rlock_set_count(&self._rlock, count + 1)
             return True
         if timeout_ns == 0 or not lock_acquire_blocking(&self._rlock.lock, timeout_ns):
             return False
-        fs_rlock_take(&self._rlock, me, 1)
+        fs_rlock_take_first(&self._rlock, me)
         return True
 
     def acquire(self, blocking=True, timeout=-1):
@@ -596,9 +602,9 @@ cdef class RLock:
         if count == 0:
             raise RuntimeError("cannot release un-acquired lock")
         if count > 1:
-            fs_store_uptr_relaxed(&self._rlock.count, count - 1)
+            fs_rlock_set_count(&self._rlock, count - 1)
         else:
-            fs_rlock_release_all(&self._rlock)
+            fs_rlock_release_last(&self._rlock)
         return 0
 
     def release(self):
@@ -620,7 +626,7 @@ cdef class RLock:
     def _release_save(self):
         # Like CPython, this checks only that the lock is held, not by whom;
         # threading.Condition checks ownership before calling it.
-        cdef uintptr_t count = fs_load_uptr_relaxed(&self._rlock.count)
+        cdef uintptr_t count = fs_rlock_count(&self._rlock)
         cdef uintptr_t owner = fs_load_uptr_relaxed(&self._rlock.owner)
         if count == 0:
             raise RuntimeError("cannot release un-acquired lock")
@@ -642,7 +648,7 @@ cdef class RLock:
         fs_rlock_init(&self._rlock)
 
     def __repr__(self):
-        count = fs_load_uptr_relaxed(&self._rlock.count)
+        count = fs_rlock_count(&self._rlock)
         owner = fs_load_uptr_relaxed(&self._rlock.owner)
         state = "locked" if count else "unlocked"
         return (f"<{state} {type_name(self)} object owner={owner} count={count} "
@@ -1013,7 +1019,7 @@ cdef class Condition:
         try:
             # Let go of the lock (all levels of an RLock).
             if self._kind == FS_RLOCK:
-                count = fs_load_uptr_relaxed(&(<RLock>self._lock)._rlock.count)
+                count = fs_rlock_count(&(<RLock>self._lock)._rlock)
                 owner = fs_load_uptr_relaxed(&(<RLock>self._lock)._rlock.owner)
                 fs_rlock_release_all(&(<RLock>self._lock)._rlock)
             elif self._kind == FS_LOCK:
