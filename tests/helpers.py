@@ -37,8 +37,8 @@ def entered_value(lock, kind):
 
 def is_interpreters_lock(lock):
     """True for the interpreter's own lock: what the fallback's Lock() returns
-    on PyPy (see fastsync._fallback.Lock).  Such a lock must behave exactly
-    like threading.Lock() there, repr and pickling included."""
+    (see fastsync._fallback.Lock).  Such a lock must behave exactly like
+    threading.Lock(), repr and pickling included."""
     return type(lock) is type(threading.Lock())
 
 

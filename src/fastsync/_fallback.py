@@ -2,8 +2,9 @@
 the standard library's _thread module.
 
 It serves where the extension can't be built (no compiler, PyPy) or where
-FASTSYNC_NO_EXTENSIONS=1 asks for it.  Lock and RLock delegate to _thread's
-locks, so arguments, errors and blocking behave exactly as threading's;
+FASTSYNC_NO_EXTENSIONS=1 asks for it.  Lock() returns _thread's own lock and
+RLock subclasses _thread's RLock, so arguments, errors and blocking are
+exactly threading's;
 Event is reimplemented without threading.Condition, which makes it cheaper
 than threading.Event while keeping its semantics.
 """
@@ -25,104 +26,34 @@ _allocate_lock = _thread.allocate_lock
 _StdRLock = _thread.RLock
 
 
-def _enter_returns_lock() -> bool:
-    """What `with lock as x` binds x to on this interpreter: True on CPython,
-    the lock itself on PyPy.  Where it is the lock, Lock() hands out the
-    interpreter's own lock (see below); RLock inherits its __enter__ from the
-    interpreter's RLock either way."""
-    probe = _allocate_lock()
-    entered = probe.__enter__()
-    probe.release()
-    return entered is probe
+class _InterpretersLockType(type):
+    """Makes isinstance(x, Lock) true for the interpreter's own locks."""
+
+    def __instancecheck__(cls, obj: Any) -> bool:
+        return isinstance(obj, _thread.LockType)
+
+    def __subclasscheck__(cls, subclass: Any) -> bool:
+        return issubclass(subclass, _thread.LockType)
 
 
-_ENTER_RETURNS_LOCK = _enter_returns_lock()
+class Lock(metaclass=_InterpretersLockType):
+    """A primitive lock, like threading.Lock: here, the interpreter's own.
 
+    Lock() returns what threading.Lock() returns, so everything about it is
+    threading's: arguments, errors, repr, pickling, speed, and what
+    `with lock as x` binds (True on CPython, the lock itself on PyPy).  Any
+    Python class of ours in between would cost speed (on 3.11 a method read
+    from an instance costs about 1.5x threading's acquire+release), and only
+    the lock's own methods run no frame of ours after the lock changes hands,
+    where a signal handler's exception (KeyboardInterrupt) could leave it
+    held.  isinstance(lock, fastsync.Lock) is true for every such lock."""
 
-# Lock: the _thread lock's own bound methods, stored per instance in slots.
-# A slot is a data descriptor on the class that CPython reads without running
-# Python code, so `lock.acquire(...)` and `with lock:` call the _thread lock
-# directly: arguments, errors and speed are threading's, and no frame of ours
-# runs after the lock changes hands, so a signal handler's exception
-# (KeyboardInterrupt) can't land between acquiring and returning.  Nothing
-# here is shared state: the bound methods are written once, before the object
-# is published.
-_LOCK_DOCS = {
-    "acquire": "acquire(blocking=True, timeout=-1): take the lock, blocking or not, "
-               "with an optional timeout in seconds; True if taken.",
-    "release": "release(): release the lock; RuntimeError if it is not locked.",
-    "locked": "locked(): True if the lock is held by some thread.",
-    "__enter__": "Acquire the lock.",
-    "__exit__": "Release the lock.",
-}
-
-
-class Lock:
-    """A primitive lock, like threading.Lock; any thread may release it."""
-
-    __slots__ = {"_lock": "The _thread lock doing the work.", "__weakref__": None,
-                 **_LOCK_DOCS}
-    _lock: Any   # a _thread lock; typeshed doesn't list its _at_fork_reinit
+    def __new__(cls) -> Any:
+        return _allocate_lock()
 
     def __init_subclass__(cls, **kwargs: Any) -> NoReturn:
         # threading.Lock can't be subclassed, nor can the compiled Lock.
         raise TypeError("type 'fastsync.Lock' is not an acceptable base type")
-
-    def __init__(self) -> None:
-        lock = _allocate_lock()
-        set_slot = object.__setattr__
-        set_slot(self, "_lock", lock)
-        for name in _LOCK_DOCS:
-            set_slot(self, name, getattr(lock, name))
-
-    def __setattr__(self, name: str, value: Any) -> NoReturn:
-        # The methods are fixed once made, like the attributes of a C type.
-        _refuse_attribute(self, name)
-
-    def __delattr__(self, name: str) -> NoReturn:
-        _refuse_attribute(self, name)
-
-    def _at_fork_reinit(self) -> None:
-        """Reset to unlocked: for the child after fork()."""
-        self._lock._at_fork_reinit()
-
-    def __repr__(self) -> str:
-        state = "locked" if self._lock.locked() else "unlocked"
-        return f"<{state} {type_name(self)} object at {id(self):#x}>"
-
-    def __reduce_ex__(self, protocol: Any) -> NoReturn:
-        raise cannot_pickle(self)
-
-
-def _refuse_attribute(lock: Lock, name: str) -> NoReturn:
-    if hasattr(type(lock), name):
-        raise AttributeError(f"{type_name(lock)!r} object attribute {name!r} is read-only")
-    raise AttributeError(f"{type_name(lock)!r} object has no attribute {name!r}")
-
-
-if _ENTER_RETURNS_LOCK:   # PyPy
-    class _InterpretersLockType(type):
-        """Makes isinstance(x, Lock) true for the interpreter's own locks."""
-
-        def __instancecheck__(cls, obj: Any) -> bool:
-            return isinstance(obj, _thread.LockType)
-
-        def __subclasscheck__(cls, subclass: Any) -> bool:
-            return issubclass(subclass, _thread.LockType)
-
-    class Lock(metaclass=_InterpretersLockType):  # type: ignore[no-redef]
-        """A primitive lock, like threading.Lock: here, the interpreter's own.
-
-        On this interpreter `with lock as x` binds the lock itself, and only
-        the lock's own __enter__ can return it with no frame of ours running
-        after the acquire (where a signal handler's exception would leave the
-        lock held).  So Lock() returns what threading.Lock() returns."""
-
-        def __new__(cls) -> Any:
-            return _allocate_lock()
-
-        def __init_subclass__(cls, **kwargs: Any) -> NoReturn:
-            raise TypeError("type 'fastsync.Lock' is not an acceptable base type")
 
 
 class RLock(_StdRLock):  # type: ignore[misc]  # typeshed marks it final; it isn't
