@@ -23,7 +23,7 @@ check-c:
 
 lint:
 	$(PYTHON) -m ruff check src tests bench setup.py
-	$(PYTHON) -m mypy src/fastsync
+	MYPYPATH=src $(PYTHON) -m mypy src/fastsync tests/check_types.py
 
 clean:
 	rm -rf build dist src/*.egg-info src/fastsync/_compiled.c src/fastsync/*.so src/fastsync/*.html

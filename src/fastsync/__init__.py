@@ -19,8 +19,15 @@ __all__ = [
 ]
 __version__ = "0.1.0"
 
-# The one place the backend is chosen.
-if TYPE_CHECKING or env_flag(NO_EXTENSIONS):
+# The one place the backend is chosen.  Type checkers read the compiled
+# backend's stubs, the one typed description of the API both backends share
+# (the fallback's Lock() returns the interpreter's own lock, which a checker
+# can't see through).
+if TYPE_CHECKING:
+    from ._compiled import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore
+
+    BACKEND = "cython"
+elif env_flag(NO_EXTENSIONS):
     from ._fallback import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore
 
     BACKEND = "python"

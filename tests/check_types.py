@@ -1,0 +1,43 @@
+"""Code a user might write against fastsync, for mypy to check (`make lint`);
+pytest doesn't collect it.  It type-checks only if fastsync's public names
+carry threading's method types (see the TYPE_CHECKING branch in __init__)."""
+
+import fastsync
+
+
+def use_every_primitive() -> None:
+    lock = fastsync.Lock()
+    taken: bool = lock.acquire(blocking=True, timeout=0.5)
+    if taken:
+        lock.release()
+    with lock:
+        held: bool = lock.locked()
+        assert held
+
+    rlock = fastsync.RLock()
+    with rlock, rlock:
+        pass
+    taken = rlock.acquire(False)
+
+    event = fastsync.Event()
+    event.set()
+    flag: bool = event.is_set() and event.wait(0.1)
+    event.clear()
+    assert flag
+
+    condition = fastsync.Condition(fastsync.Lock())
+    with condition:
+        woken: bool = condition.wait_for(lambda: True, timeout=0.1)
+        condition.notify_all()
+        assert woken
+
+    semaphore = fastsync.BoundedSemaphore(2)
+    with semaphore:
+        taken = semaphore.acquire(timeout=0.1)
+    semaphore.release()
+
+    barrier = fastsync.Barrier(1, timeout=1.0)
+    index: int = barrier.wait()
+    assert index == 0 and barrier.parties == 1
+    backend: str = fastsync.BACKEND
+    assert backend in ("cython", "python")
