@@ -275,6 +275,20 @@ def test_no_instance_dict(any_lock):
 
 # ---- Lock only -------------------------------------------------------------------
 
+def test_lock_obsolete_synonyms(Lock):
+    # threading.Lock objects still answer to acquire_lock, release_lock and
+    # locked_lock; code that uses them must keep working.
+    lock = Lock()
+    assert lock.acquire_lock() is True
+    assert lock.locked_lock() is True
+    assert lock.acquire_lock(False) is False
+    assert lock.acquire_lock(timeout=0.001) is False
+    assert lock.release_lock() is None
+    assert lock.locked_lock() is False
+    with pytest.raises(RuntimeError):
+        lock.release_lock()
+
+
 def test_lock_release_when_unlocked(Lock):
     # "release unlocked lock" on CPython; PyPy has its own message.
     expected = error_of(threading.Lock().release)

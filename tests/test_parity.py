@@ -134,9 +134,8 @@ def test_has_threading_methods(backend, kind):
     reference = make(getattr(threading, kind))
     for name in PUBLIC_METHODS[kind]:
         assert callable(getattr(instance, name)), name
-    # Everything threading's object offers (3.9's aliases such as
-    # acquire_lock excepted), fastsync's offers too.
-    ignored = {"acquire_lock", "release_lock", "locked_lock", "_cond", "_flag", "_reset_internal_locks",
+    # Everything threading's object offers, fastsync's offers too.
+    ignored = {"_cond", "_flag", "_reset_internal_locks",
                "_waiters",
                # threading.Barrier's internal steps
                "_enter", "_exit", "_release", "_wait", "_break"}
@@ -179,13 +178,9 @@ def test_backends_expose_same_names_and_signatures(kind):
         fallback_sig = _signature(getattr(fallback_class, name))
         if fallback_sig is None:
             # The fallback's Lock and RLock reuse the _thread locks' own C
-            # methods (an RLock's are inherited, a Lock's bound per instance),
-            # which have no signature before 3.13: they are threading's own.
-            if kind == "RLock":
-                assert getattr(fallback_class, name) is getattr(threading._CRLock, name)
-            else:
-                assert kind == "Lock", name
-                instance = fallback_class()
-                assert getattr(instance, name).__self__ is instance._lock, name
+            # methods, which have no signature before 3.13: they are
+            # threading's own.
+            reference = {"RLock": threading._CRLock, "Lock": type(threading.Lock())}[kind]
+            assert getattr(fallback_class, name) is getattr(reference, name), name
             continue
         assert _parameters_after_self(compiled_sig) == _parameters_after_self(fallback_sig), name

@@ -466,6 +466,11 @@ cdef class Lock:
     def _at_fork_reinit(self):
         fs_lock_init(&self._lock)
 
+    # threading.Lock's obsolete synonyms, which its objects still have.
+    acquire_lock = acquire
+    release_lock = release
+    locked_lock = locked
+
     def __repr__(self):
         state = "locked" if fs_lock_is_locked(&self._lock) else "unlocked"
         return f"<{state} {type_name(self)} object at {id(self):#x}>"

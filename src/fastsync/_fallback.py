@@ -56,6 +56,14 @@ class Lock(metaclass=_InterpretersLockType):
         raise TypeError("type 'fastsync.Lock' is not an acceptable base type")
 
 
+# The class offers the lock type's methods too, as the compiled Lock does: for
+# help() and signatures, and for calls such as fastsync.Lock.acquire(lock).
+for _name in ("acquire", "release", "locked", "__enter__", "__exit__", "_at_fork_reinit",
+              "acquire_lock", "release_lock", "locked_lock"):
+    setattr(Lock, _name, getattr(_thread.LockType, _name))
+del _name
+
+
 class RLock(_StdRLock):  # type: ignore[misc]  # typeshed marks it final; it isn't
     """A reentrant lock, like threading.RLock; only its owner may release it.
 
