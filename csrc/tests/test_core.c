@@ -498,6 +498,122 @@ static void test_rlock_helpers(void)
     EXPECT((unsigned long)FS_RLOCK_COUNT_MAX == ULONG_MAX);
 }
 
+/* ---- Semaphore ---------------------------------------------------------------- */
+
+static void test_semaphore_counts(void)
+{
+    const uint64_t top_of_fast_adds = FS_SEMAPHORE_ADD_FREELY_BELOW;
+    fs_semaphore sem;
+    fs_semaphore_init(&sem, 2);
+    EXPECT(fs_semaphore_try_acquire(&sem));
+    EXPECT(fs_semaphore_try_acquire(&sem));
+    EXPECT(!fs_semaphore_try_acquire(&sem));
+    EXPECT(fs_semaphore_release(&sem, 1, UINT64_MAX));
+    EXPECT(fs_semaphore_release(&sem, 3, UINT64_MAX));
+    EXPECT(fs_semaphore_value(&sem) == 4);
+
+    /* Bounded: a release that would pass the limit changes nothing. */
+    fs_semaphore_init(&sem, 1);
+    EXPECT(!fs_semaphore_release(&sem, 1, 1));
+    EXPECT(fs_semaphore_try_acquire(&sem));
+    EXPECT(fs_semaphore_release(&sem, 1, 1));
+    EXPECT(!fs_semaphore_release(&sem, 2, 1));
+    EXPECT(fs_semaphore_value(&sem) == 1);
+    fs_semaphore_init(&sem, 0);
+    EXPECT(!fs_semaphore_release(&sem, 1, 0));
+    EXPECT(fs_semaphore_value(&sem) == 0);
+
+    /* Unbounded: release(1) takes the plain add below 2^63 and the checked
+     * exchange from there; only a count that would pass UINT64_MAX is refused. */
+    fs_semaphore_init(&sem, top_of_fast_adds - 1);
+    EXPECT(fs_semaphore_release(&sem, 1, UINT64_MAX));
+    EXPECT(fs_semaphore_value(&sem) == top_of_fast_adds);
+    EXPECT(fs_semaphore_release(&sem, 1, UINT64_MAX));
+    EXPECT(fs_semaphore_value(&sem) == top_of_fast_adds + 1);
+    fs_semaphore_init(&sem, UINT64_MAX - 1);
+    EXPECT(fs_semaphore_release(&sem, 1, UINT64_MAX));
+    EXPECT(fs_semaphore_value(&sem) == UINT64_MAX);
+    EXPECT(!fs_semaphore_release(&sem, 1, UINT64_MAX));
+    EXPECT(!fs_semaphore_release(&sem, UINT64_MAX, UINT64_MAX));
+    EXPECT(fs_semaphore_value(&sem) == UINT64_MAX);
+}
+
+/* Threads take a slot (blocking or with a short deadline), count themselves
+ * in and out while they hold it, and give it back with release(1): never more
+ * holders than slots, and every slot comes back. */
+#define SEM_THREADS 4
+#define SEM_SLOTS 2
+#define SEM_ITERATIONS 20000
+
+typedef struct {
+    fs_semaphore *sem;
+    fs_atomic_u32 *ready, *holders;
+    uint32_t most_holders;
+    long failures;
+    int index;
+} sem_job;
+
+static void *sem_worker(void *p)
+{
+    sem_job *job = (sem_job *)p;
+    int i;
+    test_add_u32(job->ready, 1);
+    while (fs_load_u32(job->ready) < SEM_THREADS) {}
+    for (i = 0; i < SEM_ITERATIONS; i++) {
+        uint32_t holders;
+        volatile int spin;
+        fs_result r = FS_ACQUIRED;
+        if (!fs_semaphore_try_acquire(job->sem)) {
+            do {
+                int64_t deadline = (i + job->index) % 2 ? fs_deadline_after(5000) : FS_NO_DEADLINE;
+                r = fs_semaphore_acquire_until(job->sem, deadline, test_spin_ns);
+            } while (r == FS_TIMED_OUT);
+        }
+        if (r != FS_ACQUIRED) {
+            job->failures++;
+            break;
+        }
+        holders = test_add_u32(job->holders, 1);
+        if (holders > job->most_holders)
+            job->most_holders = holders;
+        for (spin = 0; spin < 20; spin++) {}
+        test_add_u32(job->holders, (uint32_t)-1);
+        if (!fs_semaphore_release(job->sem, 1, UINT64_MAX)) {
+            job->failures++;
+            break;
+        }
+    }
+    return NULL;
+}
+
+static void test_semaphore_slots(void)
+{
+    fs_semaphore sem;
+    fs_atomic_u32 ready, holders;
+    sem_job jobs[SEM_THREADS];
+    test_thread threads[SEM_THREADS];
+    int i;
+    fs_semaphore_init(&sem, SEM_SLOTS);
+    fs_store_u32(&ready, 0);
+    fs_store_u32(&holders, 0);
+    for (i = 0; i < SEM_THREADS; i++) {
+        jobs[i].sem = &sem;
+        jobs[i].ready = &ready;
+        jobs[i].holders = &holders;
+        jobs[i].most_holders = 0;
+        jobs[i].failures = 0;
+        jobs[i].index = i;
+        test_thread_start(&threads[i], sem_worker, &jobs[i]);
+    }
+    for (i = 0; i < SEM_THREADS; i++) {
+        test_thread_join(&threads[i]);
+        EXPECT_EQ_INT(jobs[i].failures, 0);
+        EXPECT(jobs[i].most_holders <= SEM_SLOTS);
+    }
+    EXPECT(fs_semaphore_value(&sem) == SEM_SLOTS);
+    EXPECT_EQ_INT(fs_load_u32(&sem.sleepers), 0);
+}
+
 /* ---- Event -------------------------------------------------------------------- */
 
 static void test_event_basics(void)
@@ -793,6 +909,7 @@ static void test_event_set_wakes_all_waiters_spinning(void)
 static void test_event_set_then_clear_still_wakes_spinning(void)
 { run_spinning(test_event_set_then_clear_still_wakes); }
 static void test_event_ping_pong_spinning(void) { run_spinning(test_event_ping_pong); }
+static void test_semaphore_slots_spinning(void) { run_spinning(test_semaphore_slots); }
 
 void run_core_tests(void)
 {
@@ -809,6 +926,8 @@ void run_core_tests(void)
     RUN(test_lock_mutual_exclusion_short_timeouts, 20);
     RUN(test_lock_handoff, 20);
     RUN(test_rlock_helpers, 5);
+    RUN(test_semaphore_counts, 5);
+    RUN(test_semaphore_slots, 20);
     RUN(test_event_basics, 10);
     RUN(test_event_generation_rule_single_thread, 5);
     RUN(test_event_set_wakes_all_waiters, 15);
@@ -827,4 +946,5 @@ void run_core_tests(void)
     RUN(test_event_set_wakes_all_waiters_spinning, 15);
     RUN(test_event_set_then_clear_still_wakes_spinning, 15);
     RUN(test_event_ping_pong_spinning, 20);
+    RUN(test_semaphore_slots_spinning, 20);
 }
