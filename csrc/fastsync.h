@@ -178,6 +178,24 @@ static inline void fs_rlock_release_last(fs_rlock *r)
     fs_lock_release(&r->lock);
 }
 
+/* Undoes one level if `me` holds the lock; returns 0, changing nothing, if
+ * it doesn't.  The common case, depth 1, is the first test. */
+static inline int fs_rlock_release_one(fs_rlock *r, uintptr_t me)
+{
+    uintptr_t extra;
+    if (fs_load_uptr_relaxed(&r->owner) != me)
+        return 0;
+    extra = fs_load_uptr_relaxed(&r->extra);
+    if (extra == 0) {
+        fs_rlock_release_last(r);
+        return 1;
+    }
+    if (extra == UINTPTR_MAX)    /* depth 0: held, but owned by nobody */
+        return 0;
+    fs_store_uptr_relaxed(&r->extra, extra - 1);
+    return 1;
+}
+
 /* Releases every level; the caller checked ownership. */
 static inline void fs_rlock_release_all(fs_rlock *r)
 {

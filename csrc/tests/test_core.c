@@ -464,6 +464,20 @@ static void test_rlock_helpers(void)
     EXPECT_EQ_INT(fs_rlock_count(&r), 3);
     EXPECT(!fs_lock_try_acquire(&r.lock));
 
+    /* One level at a time, by the owner only; the last one frees the lock. */
+    EXPECT(!fs_rlock_release_one(&r, other));
+    EXPECT(fs_rlock_release_one(&r, me));
+    EXPECT_EQ_INT(fs_rlock_owned_count(&r, me), 2);
+    EXPECT(fs_rlock_release_one(&r, me));
+    EXPECT_EQ_INT(fs_rlock_owned_count(&r, me), 1);
+    EXPECT(fs_lock_is_locked(&r.lock));
+    EXPECT(fs_rlock_release_one(&r, me));
+    EXPECT(!fs_lock_is_locked(&r.lock));
+    EXPECT(!fs_rlock_release_one(&r, me));
+    EXPECT_EQ_INT(fs_rlock_count(&r), 0);
+    EXPECT(fs_lock_try_acquire(&r.lock));
+    fs_rlock_take(&r, me, 3);
+
     /* Releasing every level leaves the depth as a first acquire expects it. */
     fs_rlock_release_all(&r);
     EXPECT(!fs_rlock_is_owned(&r, me));
@@ -486,6 +500,8 @@ static void test_rlock_helpers(void)
     fs_rlock_take(&r, me, 0);
     EXPECT(!fs_rlock_is_owned(&r, me));
     EXPECT_EQ_INT(fs_rlock_count(&r), 0);
+    EXPECT(!fs_rlock_release_one(&r, me));
+    EXPECT(fs_lock_is_locked(&r.lock));
     fs_rlock_release_all(&r);
     EXPECT(fs_lock_try_acquire(&r.lock));
     fs_rlock_take(&r, me, FS_RLOCK_COUNT_MAX);

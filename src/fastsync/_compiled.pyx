@@ -85,7 +85,7 @@ cdef extern from "fastsync.h" nogil:
     void fs_rlock_set_count(fs_rlock *r, uintptr_t count)
     void fs_rlock_take_first(fs_rlock *r, uintptr_t me)
     void fs_rlock_take(fs_rlock *r, uintptr_t me, uintptr_t count)
-    void fs_rlock_release_last(fs_rlock *r)
+    bint fs_rlock_release_one(fs_rlock *r, uintptr_t me)
     void fs_rlock_release_all(fs_rlock *r)
 
     uint32_t FS_EVENT_SET
@@ -603,13 +603,8 @@ cdef class RLock:
 
     @cython.final
     cdef inline int _release_one(self) except -1:
-        cdef uintptr_t count = fs_rlock_owned_count(&self._rlock, thread_id())
-        if count == 0:
+        if not fs_rlock_release_one(&self._rlock, thread_id()):
             raise RuntimeError("cannot release un-acquired lock")
-        if count > 1:
-            fs_rlock_set_count(&self._rlock, count - 1)
-        else:
-            fs_rlock_release_last(&self._rlock)
         return 0
 
     def release(self):
