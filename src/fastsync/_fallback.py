@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import _thread
 import threading
-import time
 import warnings
 from operator import index as _index
 from typing import Any, NoReturn, Optional, Tuple
@@ -190,7 +189,6 @@ class Event:
 # threading's own classes, captured before fastsync.patch() can replace them.
 _StdCondition = threading.Condition
 _StdSemaphore = threading.Semaphore
-_monotonic = time.monotonic
 
 
 class Condition(_StdCondition):
@@ -236,20 +234,16 @@ class Semaphore(_StdSemaphore):
             timeout = 0   # NaN: threading would wait for ever; don't wait at all
         cond = self._cond
         with cond:
-            deadline = None
-            while self._value == 0:
-                if not blocking:
+            if self._value == 0:
+                # threading's loop is this wait_for's: the same deadline, and
+                # one wait even when the timeout is already over.
+                if not blocking or not cond.wait_for(self._has_slot, timeout):
                     return False
-                if timeout is not None:
-                    if deadline is None:
-                        deadline = _monotonic() + timeout
-                    else:
-                        timeout = deadline - _monotonic()
-                        if timeout <= 0:
-                            return False
-                cond.wait(timeout)
             self._value -= 1
             return True
+
+    def _has_slot(self) -> bool:
+        return self._value != 0
 
     __enter__ = acquire
 
