@@ -4,7 +4,7 @@
  * Interlocked family.  Loads are acquire, stores are release and every
  * read-modify-write is sequentially consistent, which is what the lock and
  * event protocols in fastsync.h assume.  "relaxed" variants exist only for
- * fields that are informational (an RLock's owner and count read by repr). */
+ * fields that are informational (an RLock's owner and depth read by repr). */
 #ifndef FASTSYNC_ATOMIC_H
 #define FASTSYNC_ATOMIC_H
 

@@ -532,12 +532,12 @@ cdef extern from *:
     int fastsync_thread_ident_check()
 
 
-# True where the thread id is read inline (x86-64 Linux with glibc); elsewhere
-# it comes from a call.  Tests check it.
 if fastsync_thread_ident_check() < 0:
     # Owners would be recorded under ids threading.get_ident() never returns.
     raise ImportError("fastsync._compiled: the thread id read from %fs:0 is not "
                       "pthread_self() on this C library; please report this")
+# True where the thread id is read inline (x86-64 Linux with glibc); elsewhere
+# it comes from a call.  Tests check it.
 THREAD_IDENT_INLINE = fastsync_thread_ident_check() == 1
 
 # Both need thread_id(), so they are set once it is ready.
