@@ -122,6 +122,19 @@ def test_errors_like_threading(backend, kind, call):
         assert got == expected
 
 
+def test_release_beyond_64_bits(backend):
+    # A BoundedSemaphore refuses it as threading does; a Semaphore can't count
+    # that far (threading's would), and says so as when the count overflows.
+    expected = outcome(lambda: threading.BoundedSemaphore(1).release(2**64))
+    assert outcome(lambda: backend.BoundedSemaphore(1).release(2**64)) == expected
+    for n in (2**64, 2**64 - 1):
+        with pytest.raises(OverflowError, match="^semaphore value too large$"):
+            backend.Semaphore(1).release(n)
+    sem = backend.Semaphore(0)
+    sem.release(2**64 - 1)
+    assert sem._value == 2**64 - 1
+
+
 def test_nan_timeout_does_not_hang(backend):
     # threading's Semaphore spins forever here; fastsync gives up at once.
     assert backend.Semaphore(0).acquire(timeout=float("nan")) is False

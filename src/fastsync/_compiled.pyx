@@ -842,7 +842,10 @@ cdef class Semaphore:
             return self._release(1)
         if n < 1:
             raise ValueError("n must be one or more")
-        return self._release(_index(n))
+        n = _index(n)
+        if n > UINT64_MAX:   # more than any count can take: the usual refusal
+            return self._refuse_release()
+        return self._release(n)
 
     # __exit__: semaphore_exit, installed below the class.
 
