@@ -1,12 +1,11 @@
-"""The pure-Python backend: the same API as fastsync._compiled, built only on
-the standard library's _thread module.
+"""The pure-Python backend: the same API as fastsync._compiled, built on the
+standard library's _thread and threading modules.
 
 It serves where the extension can't be built (no compiler, PyPy) or where
 FASTSYNC_NO_EXTENSIONS=1 asks for it.  Lock() returns _thread's own lock and
 RLock subclasses _thread's RLock, so arguments, errors and blocking are
-exactly threading's;
-Event is reimplemented without threading.Condition, which makes it cheaper
-than threading.Event while keeping its semantics.
+exactly threading's.  Event is reimplemented without threading.Condition,
+which makes it cheaper than threading.Event while keeping its semantics.
 """
 
 from __future__ import annotations
@@ -202,6 +201,17 @@ class Condition(_StdCondition):
         raise cannot_pickle(self)
 
 
+_ONE = 1
+
+
+def _release_count(n: Any) -> int:
+    """release()'s n, checked as threading checks it, and then, as the
+    compiled backend does, refused unless it is an integer."""
+    if n < 1:
+        raise ValueError("n must be one or more")
+    return _index(n)
+
+
 class Semaphore(_StdSemaphore):
     """A counter of available slots, like threading.Semaphore."""
 
@@ -270,17 +280,6 @@ class Semaphore(_StdSemaphore):
 
     def __reduce_ex__(self, protocol: Any) -> NoReturn:
         raise cannot_pickle(self)
-
-
-_ONE = 1
-
-
-def _release_count(n: Any) -> int:
-    """release()'s n, checked as threading checks it, and then, as the
-    compiled backend does, refused unless it is an integer."""
-    if n < 1:
-        raise ValueError("n must be one or more")
-    return _index(n)
 
 
 class BoundedSemaphore(Semaphore):
