@@ -77,7 +77,6 @@ cdef extern from "fastsync.h" nogil:
         fs_lock lock
         fs_atomic_uptr owner
     uintptr_t fs_load_uptr_relaxed(const fs_atomic_uptr *a)
-    void fs_store_uptr_relaxed(fs_atomic_uptr *a, uintptr_t v)
     void fs_rlock_init(fs_rlock *r)
     uintptr_t fs_rlock_owned_count(const fs_rlock *r, uintptr_t me)
     bint fs_rlock_is_owned(const fs_rlock *r, uintptr_t me)
@@ -532,13 +531,15 @@ cdef extern from *:
     int fastsync_thread_ident_check()
 
 
-if fastsync_thread_ident_check() < 0:
+_ident_check = fastsync_thread_ident_check()
+if _ident_check < 0:
     # Owners would be recorded under ids threading.get_ident() never returns.
     raise ImportError("fastsync._compiled: the thread id read from %fs:0 is not "
                       "pthread_self() on this C library; please report this")
 # True where the thread id is read inline (x86-64 Linux with glibc); elsewhere
 # it comes from a call.  Tests check it.
-THREAD_IDENT_INLINE = fastsync_thread_ident_check() == 1
+THREAD_IDENT_INLINE = _ident_check == 1
+del _ident_check
 
 # Both need thread_id(), so they are set once it is ready.
 signal_thread_ident = __import__("threading").main_thread().ident
