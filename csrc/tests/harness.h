@@ -27,6 +27,14 @@ static inline uint32_t test_add_u32(fs_atomic_u32 *a, uint32_t n)
     return seen + n;
 }
 
+/* Counts the calling thread in and spins until `threads` have arrived, so a
+ * test's workers start contending at the same moment. */
+static inline void test_start_together(fs_atomic_u32 *ready, uint32_t threads)
+{
+    test_add_u32(ready, 1);
+    while (fs_load_u32(ready) < threads) {}
+}
+
 /* Spins (sleeping 1 ms) until a->value >= target or timeout_ms passes;
  * returns 1 on success. */
 int test_wait_for_u32(fs_atomic_u32 *a, uint32_t target, int timeout_ms);

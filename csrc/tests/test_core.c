@@ -340,8 +340,7 @@ static void *mx_worker(void *p)
 {
     mx_job *job = (mx_job *)p;
     int i;
-    test_add_u32(job->ready, 1);
-    while (fs_load_u32(job->ready) < MX_THREADS) {}
+    test_start_together(job->ready, MX_THREADS);
     for (i = 0; i < MX_ITERATIONS; i++) {
         fs_result r;
         volatile int spin;
@@ -573,8 +572,7 @@ static void *sem_worker(void *p)
 {
     sem_job *job = (sem_job *)p;
     int i;
-    test_add_u32(job->ready, 1);
-    while (fs_load_u32(job->ready) < SEM_THREADS) {}
+    test_start_together(job->ready, SEM_THREADS);
     for (i = 0; i < SEM_ITERATIONS; i++) {
         uint32_t holders;
         volatile int spin;
