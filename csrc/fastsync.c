@@ -2,6 +2,7 @@
 #if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
 #define _POSIX_C_SOURCE 200809L
 #endif
+#include <stdlib.h>
 #include "fastsync.h"
 #include "fs_wait.h"
 
@@ -47,8 +48,6 @@ static fs_atomic_u32 spinner_limit = { UINT32_MAX };
 void fs_spin_set_limit(uint32_t threads)
 { fs_store_u32(&spinner_limit, threads); }
 
-void fs_spin_after_fork_child(void)
-{ fs_store_u32(&spinning_threads, 0); }
 
 /* The clock is read once per batch of looks: a look is a load and a pause, a
  * clock read costs as much as a few dozen of them. */
@@ -124,36 +123,178 @@ fs_wait_result fs_spin_then_wait(fs_atomic_u32 *addr, uint32_t expected,
     return fs_wait(addr, expected, deadline_ns);
 }
 
+/* ---- Fork ---- */
+
+static fs_atomic_u32 fork_generation;
+
+uint32_t fs_fork_generation(void)
+{ return fs_load_u32(&fork_generation); }
+
+void fs_after_fork_child(void)
+{
+    fs_wait_after_fork_child();
+    /* Threads that were spinning in the parent don't exist here, so none
+     * counts against the limit. */
+    fs_store_u32(&spinning_threads, 0);
+    fs_fetch_add_u32(&fork_generation, 1);
+}
+
 /* ---- Lock ---- */
 
-void fs_lock_wake_one(fs_lock *lock)
-{ fs_wake_one(&lock->state); }
+#define LOCK_ASKER_BITS (~(uint32_t)0 << FS_LOCK_GENERATION_SHIFT)
 
-fs_result fs_lock_acquire_until(fs_lock *lock, int64_t deadline_ns, int64_t spin_ns)
+static uint32_t lock_asker_generation(void)
+{ return fs_fork_generation() << FS_LOCK_GENERATION_SHIFT; }
+
+int fs_lock_release_slow(fs_lock *lock, uint32_t state)
 {
-    int timed_out = 0;
     for (;;) {
-        /* Marking the word contended before sleeping makes the holder's
-         * release wake us.  We may leave it marked when we give up; that
-         * costs the next release one unneeded wake, never a lost one. */
-        if (fs_exchange_u32(&lock->state, FS_LOCK_CONTENDED) == FS_LOCK_FREE)
-            return FS_ACQUIRED;
-        if (timed_out)
-            return FS_TIMED_OUT;
-        switch (fs_spin_then_wait(&lock->state, FS_LOCK_CONTENDED, deadline_ns, spin_ns)) {
-        case FS_WAIT_INTERRUPTED: return FS_INTERRUPTED;
-        case FS_WAIT_TIMED_OUT:   timed_out = 1; break;   /* one last try */
-        default:                  break;
+        if (!(state & FS_LOCK_HELD))
+            return 0;
+        if ((state & FS_LOCK_HANDOFF_ASKED)
+                && (state & LOCK_ASKER_BITS) == lock_asker_generation()) {
+            /* Still held: it passes to the asker, which takes it when it runs. */
+            uint32_t next = (state & ~(FS_LOCK_HANDOFF_ASKED | LOCK_ASKER_BITS)) | FS_LOCK_HANDED;
+            if (fs_cas_u32(&lock->state, &state, next)) {
+                fs_fetch_add_u32(&lock->handoffs, 1);
+                fs_wake_all(&lock->handoffs);   /* only the asker sleeps there */
+                return 1;
+            }
+        } else if (fs_cas_u32(&lock->state, &state, FS_LOCK_FREE)) {
+            /* An asker from before a fork (a thread the child lacks) is
+             * forgotten with the rest of the word. */
+            if (state & FS_LOCK_WAITERS)
+                fs_wake_one(&lock->state);
+            return 1;
         }
     }
 }
 
-fs_result fs_lock_sleep_until(fs_lock *lock, int64_t deadline_ns, int64_t spin_ns)
+/* Takes a lock that was handed to the caller: it stays held.  The next
+ * sleeper in line is woken to ask for it in turn, so hand-offs go round the
+ * waiters in the order they slept rather than among the few awake. */
+static int lock_take_handed(fs_lock *lock)
 {
-    switch (fs_spin_then_wait(&lock->state, FS_LOCK_CONTENDED, deadline_ns, spin_ns)) {
-    case FS_WAIT_INTERRUPTED: return FS_INTERRUPTED;
-    case FS_WAIT_TIMED_OUT:   return FS_TIMED_OUT;
-    default:                  return FS_WOKEN;
+    uint32_t state = fs_load_u32(&lock->state);
+    while (state & FS_LOCK_HANDED) {
+        if (fs_cas_u32(&lock->state, &state, state & ~(uint32_t)FS_LOCK_HANDED)) {
+            if (state & FS_LOCK_WAITERS)
+                fs_wake_one(&lock->state);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Gives up asking for a hand-off.  Returns 0 if too late: the lock was
+ * handed over (the release turns the ask into FS_LOCK_HANDED in one step),
+ * and the caller has taken it. */
+static int lock_withdraw_ask(fs_lock *lock)
+{
+    uint32_t state = fs_load_u32(&lock->state);
+    while (state & FS_LOCK_HANDOFF_ASKED) {
+        if (fs_cas_u32(&lock->state, &state,
+                       state & ~(FS_LOCK_HANDOFF_ASKED | LOCK_ASKER_BITS)))
+            return 1;
+    }
+    return !lock_take_handed(lock);
+}
+
+/* The asker's wait: until the lock is handed over, the deadline, or a signal.
+ * Returns FS_ACQUIRED, or FS_TIMED_OUT / FS_INTERRUPTED having withdrawn.  A
+ * signal that comes too late to withdraw stays pending for the caller. */
+static fs_result lock_await_handoff(fs_lock *lock, uint32_t handoffs,
+                                    int64_t deadline_ns, int64_t spin_ns)
+{
+    for (;;) {
+        fs_wait_result waited;
+        if (lock_take_handed(lock))
+            return FS_ACQUIRED;
+        waited = fs_spin_then_wait(&lock->handoffs, handoffs, deadline_ns, spin_ns);
+        handoffs = fs_load_u32(&lock->handoffs);
+        if (waited == FS_WAIT_WOKEN)
+            continue;
+        if (!lock_withdraw_ask(lock))
+            return FS_ACQUIRED;
+        return waited == FS_WAIT_TIMED_OUT ? FS_TIMED_OUT : FS_INTERRUPTED;
+    }
+}
+
+/* A waiter that has waited longer than FS_LOCK_HANDOFF_AFTER_NS no longer
+ * leaves it to chance: it takes a free lock at once, or asks for the next
+ * release to hand it over.  Only one waiter asks at a time, the first to
+ * find nobody asking.  A waiter looks when it starts to wait and whenever it
+ * is woken, and the kernel wakes sleepers in the order they slept, so each
+ * long waiter gets its turn. */
+static int lock_waited_long(const int64_t *waiting_since)
+{ return fs_monotonic_ns() - *waiting_since >= FS_LOCK_HANDOFF_AFTER_NS; }
+
+static int lock_may_ask(uint32_t state, const int64_t *waiting_since)
+{
+    if (!(state & FS_LOCK_HELD) || (state & (FS_LOCK_HANDOFF_ASKED | FS_LOCK_HANDED)))
+        return 0;
+    return lock_waited_long(waiting_since);
+}
+
+fs_result fs_lock_sleep_until(fs_lock *lock, int64_t *waiting_since,
+                              int64_t deadline_ns, int64_t spin_ns)
+{
+    uint32_t state = fs_load_u32(&lock->state);
+    if (*waiting_since == 0)
+        *waiting_since = fs_monotonic_ns();
+    for (;;) {
+        fs_wait_result waited;
+        if (!(state & FS_LOCK_HELD)) {
+            /* A thread that has waited long takes a free lock here, without
+             * first winning the race for the GIL. */
+            if (!lock_waited_long(waiting_since))
+                return FS_WOKEN;
+            if (fs_lock_try_acquire_contended(lock))
+                return FS_ACQUIRED;
+            state = fs_load_u32(&lock->state);
+            continue;
+        }
+        if (lock_may_ask(state, waiting_since)) {
+            uint32_t handoffs = fs_load_u32(&lock->handoffs);
+            uint32_t asked = state | FS_LOCK_WAITERS | FS_LOCK_HANDOFF_ASKED
+                           | lock_asker_generation();
+            if (fs_cas_u32(&lock->state, &state, asked))
+                return lock_await_handoff(lock, handoffs, deadline_ns, spin_ns);
+            continue;   /* state now holds the fresh value */
+        }
+        if (!(state & FS_LOCK_WAITERS)) {
+            /* Retaken without the mark since we looked: set it, or the next
+             * release would not wake us. */
+            if (!fs_cas_u32(&lock->state, &state, state | FS_LOCK_WAITERS))
+                continue;
+            state |= FS_LOCK_WAITERS;
+        }
+        waited = fs_spin_then_wait(&lock->state, state, deadline_ns, spin_ns);
+        if (waited == FS_WAIT_INTERRUPTED)
+            return FS_INTERRUPTED;
+        if (waited == FS_WAIT_TIMED_OUT)
+            return FS_TIMED_OUT;
+        /* Woken: a long waiter looks again here; any other goes back to
+         * its caller to try (holding the GIL, in Python), rather than sleep
+         * on at once and mark the lock so that every release wakes it. */
+        if (!lock_waited_long(waiting_since))
+            return FS_WOKEN;
+        state = fs_load_u32(&lock->state);
+    }
+}
+
+fs_result fs_lock_acquire_until(fs_lock *lock, int64_t deadline_ns, int64_t spin_ns)
+{
+    int64_t waiting_since = 0;
+    for (;;) {
+        fs_result result;
+        if (fs_lock_try_acquire_contended(lock))
+            return FS_ACQUIRED;
+        result = fs_lock_sleep_until(lock, &waiting_since, deadline_ns, spin_ns);
+        if (result == FS_TIMED_OUT)   /* one last try */
+            return fs_lock_try_acquire_contended(lock) ? FS_ACQUIRED : FS_TIMED_OUT;
+        if (result != FS_WOKEN)
+            return result;
     }
 }
 
@@ -240,18 +381,59 @@ fs_result fs_semaphore_acquire_until(fs_semaphore *sem, int64_t deadline_ns,
 
 /* ---- Condition waiter queue ---- */
 
+/* A queue's generation while one thread resets it after a fork. */
+#define COND_RESETTING UINT32_MAX
+
+static void cond_reset(fs_cond *cond)
+{
+    fs_lock_init(&cond->guard);
+    cond->head = cond->tail = NULL;
+    cond->length = 0;
+}
+
+void fs_cond_init(fs_cond *cond)
+{
+    cond_reset(cond);
+    fs_store_u32(&cond->generation, fs_fork_generation());
+}
+
+/* In a forked child, the first thread to use a queue from before the fork
+ * empties it: its waiters (and whoever held its lock) are the parent's other
+ * threads, which the child doesn't have.  Their entries are left to leak. */
+static void cond_adopt_after_fork(fs_cond *cond, uint32_t current)
+{
+    uint32_t seen = fs_load_u32(&cond->generation);
+    while (seen != current) {
+        if (seen != COND_RESETTING
+                && fs_cas_u32(&cond->generation, &seen, COND_RESETTING)) {
+            cond_reset(cond);
+            fs_store_u32(&cond->generation, current);
+            return;
+        }
+        fs_cpu_relax();   /* another new thread is resetting it */
+        seen = fs_load_u32(&cond->generation);
+    }
+}
+
 /* The queue lock guards a few pointer moves; a signal must not abandon them. */
 static void cond_lock(fs_cond *cond)
 {
+    uint32_t current = fs_fork_generation();
+    if (fs_load_u32(&cond->generation) != current)
+        cond_adopt_after_fork(cond, current);
     while (!fs_lock_try_acquire(&cond->guard))
         fs_lock_acquire_until(&cond->guard, FS_NO_DEADLINE, 0);
 }
 
-void fs_cond_enqueue(fs_cond *cond, fs_cond_waiter *waiter)
+fs_cond_waiter *fs_cond_enqueue(fs_cond *cond)
 {
+    fs_cond_waiter *waiter = (fs_cond_waiter *)malloc(sizeof *waiter);
+    if (waiter == NULL)
+        return NULL;
     fs_store_u32(&waiter->notified, 0);
     waiter->next = NULL;
     cond_lock(cond);
+    waiter->generation = fs_load_u32(&cond->generation);
     waiter->prev = cond->tail;
     if (cond->tail)
         cond->tail->next = waiter;
@@ -260,6 +442,7 @@ void fs_cond_enqueue(fs_cond *cond, fs_cond_waiter *waiter)
     cond->tail = waiter;
     cond->length++;
     fs_lock_release(&cond->guard);
+    return waiter;
 }
 
 static void cond_unlink(fs_cond *cond, fs_cond_waiter *waiter)
@@ -284,9 +467,12 @@ int fs_cond_dequeue(fs_cond *cond, fs_cond_waiter *waiter)
     int notified;
     cond_lock(cond);
     notified = fs_load_u32(&waiter->notified) != 0;
-    if (!notified)
+    /* A waiter whose thread forked (from a signal handler) is not in the
+     * child's emptied queue. */
+    if (!notified && waiter->generation == fs_load_u32(&cond->generation))
         cond_unlink(cond, waiter);
     fs_lock_release(&cond->guard);
+    free(waiter);
     return notified;
 }
 

@@ -54,10 +54,6 @@ int64_t fs_deadline_after(int64_t timeout_ns);
  * at once.  Set it to the number of CPUs the process may use. */
 void fs_spin_set_limit(uint32_t threads);
 
-/* In the child after fork(): threads that were spinning in the parent don't
- * exist here, so none counts against the limit. */
-void fs_spin_after_fork_child(void);
-
 /* Looks at the word while it holds expected, for up to spin_ns and never past
  * deadline_ns.  Returns 1 if the word changed, 0 if the time ran out or there
  * was no spin: spin_ns is 0, the limit above left no room, or this thread's
@@ -70,51 +66,114 @@ int fs_spin_while(const fs_atomic_u32 *addr, uint32_t expected,
 fs_wait_result fs_spin_then_wait(fs_atomic_u32 *addr, uint32_t expected,
                                  int64_t deadline_ns, int64_t spin_ns);
 
+/* ---- Fork ----------------------------------------------------------------
+ * A count of fork()s in this process's ancestry, bumped in the child.  State
+ * that names threads (a waiter asking for a hand-off, a Condition's queue of
+ * waiters) records the generation it was made in; the child sees it is stale
+ * and forgets it, since those threads don't exist there. */
+uint32_t fs_fork_generation(void);
+
+/* Call in the child after fork(), before any other thread is started:
+ * forgets the parent's spinners and wait-layer state, and starts a new
+ * generation. */
+void fs_after_fork_child(void);
+
 /* ---- Lock ----------------------------------------------------------------
- * 0: unlocked, 1: locked, 2: locked and a thread may be waiting.
- * Any thread may release (threading.Lock semantics). */
-enum { FS_LOCK_FREE = 0, FS_LOCK_HELD = 1, FS_LOCK_CONTENDED = 2 };
+ * The state word:
+ *   FS_LOCK_HELD      someone holds the lock (any thread may release it,
+ *                     threading.Lock semantics);
+ *   FS_LOCK_WAITERS   a thread may be asleep on the word: a release wakes one;
+ *   FS_LOCK_HANDOFF_ASKED
+ *                     a waiter has waited longer than FS_LOCK_HANDOFF_AFTER_NS
+ *                     and sleeps on `handoffs`: the next release gives the
+ *                     lock to it instead of freeing it.  Bits 8-31 hold the
+ *                     fork generation it asked in, so a child never hands the
+ *                     lock to a thread of its parent's;
+ *   FS_LOCK_HANDED    the lock was given to that waiter, which has not yet
+ *                     taken it; it stays held meanwhile.
+ * A free lock is 0.  Only one waiter at a time may ask; the others ask in
+ * turn as the release wakes them.  Without hand-offs, a thread that releases
+ * and at once retakes the lock always beats the thread it woke, which first
+ * needs the CPU (and, in Python, the GIL); with them, no thread waits much
+ * longer than the threshold plus one holder's turn. */
+enum {
+    FS_LOCK_FREE = 0,
+    FS_LOCK_HELD = 1u,
+    FS_LOCK_WAITERS = 2u,
+    FS_LOCK_HANDOFF_ASKED = 4u,
+    FS_LOCK_HANDED = 8u
+};
+#define FS_LOCK_GENERATION_SHIFT 8
+#define FS_LOCK_HANDOFF_AFTER_NS ((int64_t)1000000)
 
-typedef struct { fs_atomic_u32 state; } fs_lock;
+typedef struct {
+    fs_atomic_u32 state;
+    fs_atomic_u32 handoffs;   /* bumped by each hand-off: the asker sleeps on it */
+} fs_lock;
 
-void fs_lock_wake_one(fs_lock *lock);
+/* Releases a lock whose word is not just FS_LOCK_HELD (`state`, as seen). */
+int fs_lock_release_slow(fs_lock *lock, uint32_t state);
+
+/* Blocks until the lock can be had or the deadline passes.  spin_ns: see
+ * "Spinning".  Returns FS_ACQUIRED, FS_TIMED_OUT or FS_INTERRUPTED. */
 fs_result fs_lock_acquire_until(fs_lock *lock, int64_t deadline_ns, int64_t spin_ns);
 
 /* The same protocol in two steps, for a caller that must retake a global
  * interpreter lock between attempts: try with fs_lock_try_acquire_contended
- * (holding the GIL), then sleep with fs_lock_sleep_until (GIL released), and
- * repeat while it returns FS_WOKEN.  Taking the lock only while holding the
- * GIL avoids a convoy in which a woken thread owns the lock but can't run. */
-fs_result fs_lock_sleep_until(fs_lock *lock, int64_t deadline_ns, int64_t spin_ns);
+ * (holding the GIL), then wait with fs_lock_sleep_until (GIL released), and
+ * repeat while it returns FS_WOKEN.  Taking a free lock only while holding
+ * the GIL avoids a convoy in which a woken thread owns the lock but can't
+ * run.  The exception is a thread that has waited longer than
+ * FS_LOCK_HANDOFF_AFTER_NS: it takes the lock here, or is handed it.
+ *
+ * waiting_since: the caller's own variable, 0 before its first call; the
+ * time the wait began, from which that threshold counts.
+ * Returns FS_WOKEN (try again), FS_ACQUIRED (the lock is the caller's),
+ * FS_TIMED_OUT or FS_INTERRUPTED (nothing is held). */
+fs_result fs_lock_sleep_until(fs_lock *lock, int64_t *waiting_since,
+                              int64_t deadline_ns, int64_t spin_ns);
 
 static inline void fs_lock_init(fs_lock *lock)
-{ fs_store_u32(&lock->state, FS_LOCK_FREE); }
+{
+    fs_store_u32(&lock->state, FS_LOCK_FREE);
+    fs_store_u32(&lock->handoffs, 0);
+}
 
 static inline int fs_lock_try_acquire(fs_lock *lock)
 {
     /* No plain look first: on a free lock, the case that counts, it only adds
-     * a load and a branch (about 1% of RLock acquire+release).  Waiting
-     * threads look without writing: see fs_lock_acquire_until. */
+     * a load and a branch.  Waiting threads look without writing: see
+     * fs_spin_while. */
     uint32_t expected = FS_LOCK_FREE;
     return fs_cas_u32(&lock->state, &expected, FS_LOCK_HELD);
 }
 
-/* Leaves the word marked contended, so a thread that slept before is never
- * forgotten by the next release. */
+/* Takes the lock if it is free, else marks it as having a waiter; either way
+ * the word is left with FS_LOCK_WAITERS, so a thread that slept before is
+ * never forgotten by the next release. */
 static inline int fs_lock_try_acquire_contended(fs_lock *lock)
-{ return fs_exchange_u32(&lock->state, FS_LOCK_CONTENDED) == FS_LOCK_FREE; }
+{
+    uint32_t state = fs_load_u32(&lock->state);
+    for (;;) {
+        uint32_t next = state | FS_LOCK_HELD | FS_LOCK_WAITERS;
+        if (next == state)
+            return 0;
+        if (fs_cas_u32(&lock->state, &state, next))
+            return !(state & FS_LOCK_HELD);
+    }
+}
 
 static inline int fs_lock_is_locked(const fs_lock *lock)
 { return fs_load_u32(&lock->state) != FS_LOCK_FREE; }
 
-/* Returns 0 when the lock was not held (the caller reports the error).  One
- * exchange, so of two threads racing to release, exactly one succeeds. */
+/* Returns 0 when the lock was not held (the caller reports the error).  Of
+ * two threads racing to release, exactly one succeeds. */
 static inline int fs_lock_release(fs_lock *lock)
 {
-    uint32_t previous = fs_exchange_u32(&lock->state, FS_LOCK_FREE);
-    if (previous == FS_LOCK_CONTENDED)
-        fs_lock_wake_one(lock);
-    return previous != FS_LOCK_FREE;
+    uint32_t state = FS_LOCK_HELD;
+    if (fs_cas_u32(&lock->state, &state, FS_LOCK_FREE))
+        return 1;
+    return fs_lock_release_slow(lock, state);
 }
 
 /* ---- RLock ---------------------------------------------------------------
@@ -318,11 +377,19 @@ static inline int fs_semaphore_release(fs_semaphore *sem, uint64_t n, uint64_t l
  * A FIFO of waiters, each with its own word to sleep on, so notify(n) wakes
  * exactly the n longest waiting threads and a late arrival can't steal a
  * wake-up meant for an earlier one.  The queue has its own small lock, so it
- * stays consistent even if callers misuse the condition's lock. */
+ * stays consistent even if callers misuse the condition's lock.
+ *
+ * Waiters live on the heap, not on their threads' stacks.  A thread can end
+ * in the middle of a wait without leaving the queue (CPython ends daemon
+ * threads that wake during interpreter shutdown), and a forked child has
+ * none of its parent's other threads; either way the entry it leaves behind
+ * stays valid memory, never reused under a notifier.  A child forgets the
+ * parent's queue (see "Fork"): those waiters don't exist there. */
 typedef struct fs_cond_waiter {
     fs_atomic_u32 notified;
     struct fs_cond_waiter *next;
     struct fs_cond_waiter *prev;
+    uint32_t generation;        /* the queue's when this waiter joined it */
 } fs_cond_waiter;
 
 typedef struct {
@@ -330,20 +397,19 @@ typedef struct {
     fs_cond_waiter *head;
     fs_cond_waiter *tail;
     uint64_t length;
+    fs_atomic_u32 generation;   /* the fork generation the queue belongs to */
 } fs_cond;
 
-static inline void fs_cond_init(fs_cond *cond)
-{
-    fs_lock_init(&cond->guard);
-    cond->head = cond->tail = NULL;
-    cond->length = 0;
-}
+void fs_cond_init(fs_cond *cond);
 
 /* How many threads wait (for repr; may be stale by the time it's used). */
 uint64_t fs_cond_length(fs_cond *cond);
 
-void fs_cond_enqueue(fs_cond *cond, fs_cond_waiter *waiter);
-/* Takes the waiter off the queue unless a notify did; returns notified. */
+/* Queues a new waiter for the calling thread; NULL when out of memory. */
+fs_cond_waiter *fs_cond_enqueue(fs_cond *cond);
+/* Takes the waiter off the queue unless a notify did, and frees it; returns
+ * whether it was notified.  Every waiter that fs_cond_enqueue returned must
+ * end here, unless its thread ends first. */
 int fs_cond_dequeue(fs_cond *cond, fs_cond_waiter *waiter);
 /* Wakes up to n waiters, oldest first; returns how many. */
 uint64_t fs_cond_notify(fs_cond *cond, uint64_t n);

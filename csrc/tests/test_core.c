@@ -324,6 +324,133 @@ static void test_lock_timeout_not_early(void)
     EXPECT_EQ_INT(fs_lock_release(&lock), 1);
 }
 
+/* A holder that releases and at once retakes the lock, never pausing, must
+ * not keep a waiter out for ever: once the waiter has waited past the
+ * threshold, a release hands the lock to it. */
+typedef struct {
+    fs_lock lock;
+    fs_atomic_u32 waiter_started;
+    fs_atomic_u32 waiter_done;
+    int64_t waited_ns;
+} barging;
+
+static void *barging_waiter(void *arg)
+{
+    barging *b = (barging *)arg;
+    int64_t start;
+    test_add_u32(&b->waiter_started, 1);
+    start = fs_monotonic_ns();
+    EXPECT_EQ_INT(test_lock_acquire(&b->lock, fs_deadline_after(MS(5000))), FS_ACQUIRED);
+    b->waited_ns = fs_monotonic_ns() - start;
+    EXPECT_EQ_INT(fs_lock_release(&b->lock), 1);
+    test_add_u32(&b->waiter_done, 1);
+    return NULL;
+}
+
+static void test_lock_waiter_is_handed_the_lock(void)
+{
+    barging b;
+    test_thread t;
+    int64_t give_up;
+    fs_lock_init(&b.lock);
+    fs_store_u32(&b.waiter_started, 0);
+    fs_store_u32(&b.waiter_done, 0);
+    EXPECT(fs_lock_try_acquire(&b.lock));
+    test_thread_start(&t, barging_waiter, &b);
+    EXPECT(test_wait_for_u32(&b.waiter_started, 1, 5000));
+    give_up = fs_deadline_after(MS(5000));
+    while (!fs_load_u32(&b.waiter_done) && fs_monotonic_ns() < give_up) {
+        EXPECT_EQ_INT(fs_lock_release(&b.lock), 1);
+        /* Retake at once, as a busy loop would; a hand-off makes this wait. */
+        EXPECT_EQ_INT(test_lock_acquire(&b.lock, FS_NO_DEADLINE), FS_ACQUIRED);
+    }
+    EXPECT_EQ_INT(fs_lock_release(&b.lock), 1);
+    test_thread_join(&t);
+    EXPECT(fs_load_u32(&b.waiter_done));
+    test_note("the waiter waited %.1f ms", b.waited_ns / 1e6);
+    /* The threshold plus a scheduler's turn or two, with room for a busy machine. */
+    EXPECT(b.waited_ns < MS(1000));
+}
+
+/* A waiter that asked for a hand-off and then times out withdraws: the next
+ * release frees the lock rather than handing it to nobody. */
+static void test_lock_handoff_ask_withdrawn(void)
+{
+    fs_lock lock;
+    int64_t deadline;
+    fs_lock_init(&lock);
+    EXPECT(fs_lock_try_acquire(&lock));
+    deadline = fs_deadline_after(FS_LOCK_HANDOFF_AFTER_NS * 5);
+    expect_timed_out_on_time(fs_lock_acquire_until(&lock, deadline, test_spin_ns), deadline);
+    EXPECT_EQ_INT(fs_lock_release(&lock), 1);
+    EXPECT(!fs_lock_is_locked(&lock));
+    EXPECT(fs_lock_try_acquire(&lock));
+    EXPECT_EQ_INT(fs_lock_release(&lock), 1);
+}
+
+/* In a forked child, a hand-off asked for by a thread of the parent's is
+ * dropped: the release frees the lock.  The child is simulated: the asker
+ * stays alive here, and withdraws when its deadline passes. */
+typedef struct {
+    fs_lock lock;
+    fs_atomic_u32 asleep;
+    fs_result result;
+} stale_ask;
+
+static void *stale_asker(void *arg)
+{
+    stale_ask *a = (stale_ask *)arg;
+    int64_t waiting_since = 0;
+    fs_store_u32(&a->asleep, 1);
+    a->result = fs_lock_sleep_until(&a->lock, &waiting_since, fs_deadline_after(MS(300)), 0);
+    if (a->result == FS_WOKEN)   /* woken with the lock held: now it asks */
+        a->result = fs_lock_sleep_until(&a->lock, &waiting_since, fs_deadline_after(MS(300)), 0);
+    return NULL;
+}
+
+static void test_lock_handoff_dropped_after_fork(void)
+{
+    stale_ask a;
+    test_thread t;
+    fs_lock_init(&a.lock);
+    fs_store_u32(&a.asleep, 0);
+    EXPECT(fs_lock_try_acquire(&a.lock));
+    EXPECT(fs_lock_try_acquire_contended(&a.lock) == 0);   /* marks a waiter */
+    test_thread_start(&t, stale_asker, &a);
+    EXPECT(test_wait_for_u32(&a.asleep, 1, 5000));
+    test_sleep_ms(20);                   /* past the threshold, asleep */
+    fs_wake_one(&a.lock.state);          /* it wakes, finds the lock held, asks */
+    test_sleep_ms(20);
+    EXPECT(fs_load_u32(&a.lock.state) & FS_LOCK_HANDOFF_ASKED);
+    fs_after_fork_child();
+    EXPECT_EQ_INT(fs_lock_release(&a.lock), 1);
+    EXPECT(!fs_lock_is_locked(&a.lock));
+    EXPECT(fs_lock_try_acquire(&a.lock));
+    test_thread_join(&t);
+    EXPECT_EQ_INT(a.result, FS_TIMED_OUT);
+    EXPECT_EQ_INT(fs_lock_release(&a.lock), 1);
+}
+
+/* ---- Condition queue -------------------------------------------------------- */
+
+static void test_cond_queue_order(void)
+{
+    fs_cond cond;
+    fs_cond_waiter *first, *second;
+    fs_cond_init(&cond);
+    first = fs_cond_enqueue(&cond);
+    second = fs_cond_enqueue(&cond);
+    EXPECT(first != NULL && second != NULL);
+    EXPECT_EQ_INT(fs_cond_length(&cond), 2);
+    EXPECT_EQ_INT(fs_cond_notify(&cond, 1), 1);
+    EXPECT_EQ_INT(fs_cond_wait_notified(first, fs_monotonic_ns(), 0), FS_ACQUIRED);
+    EXPECT_EQ_INT(fs_cond_wait_notified(second, fs_monotonic_ns(), 0), FS_TIMED_OUT);
+    EXPECT_EQ_INT(fs_cond_dequeue(&cond, first), 1);
+    EXPECT_EQ_INT(fs_cond_dequeue(&cond, second), 0);
+    EXPECT_EQ_INT(fs_cond_length(&cond), 0);
+    EXPECT_EQ_INT(fs_cond_notify(&cond, 1), 0);
+}
+
 #define MX_THREADS 4
 #define MX_ITERATIONS 100000
 
@@ -939,6 +1066,10 @@ void run_core_tests(void)
     RUN(test_lock_mutual_exclusion, 20);
     RUN(test_lock_mutual_exclusion_short_timeouts, 20);
     RUN(test_lock_handoff, 20);
+    RUN(test_lock_waiter_is_handed_the_lock, 20);
+    RUN(test_lock_handoff_ask_withdrawn, 5);
+    RUN(test_lock_handoff_dropped_after_fork, 5);
+    RUN(test_cond_queue_order, 5);
     RUN(test_rlock_helpers, 5);
     RUN(test_semaphore_counts, 5);
     RUN(test_semaphore_slots, 20);

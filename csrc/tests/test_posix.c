@@ -156,7 +156,7 @@ static int child_work(fork_ping *s, int call_hook)
     /* The backend's own atfork handler must suffice; calling the hook as well
      * (as the Python layer does) must be harmless. */
     if (call_hook)
-        fs_wait_after_fork_child();
+        fs_after_fork_child();
     fork_ping_init(s);
     test_thread_start(&t, fork_ponger, s);
     for (i = 0; i < 200 && ok; i++)

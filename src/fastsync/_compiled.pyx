@@ -35,7 +35,6 @@ cdef extern from "Python.h":
 
 cdef extern from "fs_wait.h":
     const char *FS_WAIT_BACKEND_NAME
-    void fs_wait_after_fork_child() nogil
     ctypedef struct fs_atomic_u32:
         pass
     ctypedef enum fs_wait_result:
@@ -59,7 +58,7 @@ cdef extern from "fastsync.h" nogil:
     bint fs_spin_while(const fs_atomic_u32 *addr, uint32_t expected,
                        int64_t deadline_ns, int64_t spin_ns)
     void fs_spin_set_limit(uint32_t threads)
-    void fs_spin_after_fork_child()
+    void fs_after_fork_child()
 
     ctypedef struct fs_lock:
         pass
@@ -68,7 +67,8 @@ cdef extern from "fastsync.h" nogil:
     bint fs_lock_is_locked(const fs_lock *lock)
     bint fs_lock_release(fs_lock *lock)
     bint fs_lock_try_acquire_contended(fs_lock *lock)
-    fs_result fs_lock_sleep_until(fs_lock *lock, int64_t deadline_ns, int64_t spin_ns)
+    fs_result fs_lock_sleep_until(fs_lock *lock, int64_t *waiting_since,
+                                  int64_t deadline_ns, int64_t spin_ns)
 
     unsigned long FS_RLOCK_COUNT_MAX
     ctypedef struct fs_atomic_uptr:
@@ -112,7 +112,7 @@ cdef extern from "fastsync.h" nogil:
     ctypedef struct fs_cond:
         pass
     void fs_cond_init(fs_cond *cond)
-    void fs_cond_enqueue(fs_cond *cond, fs_cond_waiter *waiter)
+    fs_cond_waiter *fs_cond_enqueue(fs_cond *cond)
     bint fs_cond_dequeue(fs_cond *cond, fs_cond_waiter *waiter)
     uint64_t fs_cond_notify(fs_cond *cond, uint64_t n)
     uint64_t fs_cond_length(fs_cond *cond)
@@ -386,19 +386,23 @@ cdef inline void await_gil_release(int64_t spin_ns) noexcept nogil:
 
 cdef bint lock_acquire_blocking(fs_lock *lock, int64_t timeout_ns) except -1:
     """Wait for the lock; the caller's uncontended attempt has failed.  Each
-    attempt is made holding the GIL (see fs_lock_sleep_until)."""
+    attempt is made holding the GIL; a thread that waited long is handed the
+    lock instead (see fs_lock_sleep_until)."""
     cdef int64_t deadline = deadline_for(timeout_ns)
     cdef int64_t spin_ns = spin_ns_here()
+    cdef int64_t waiting_since = 0
     cdef fs_result result
     while True:
         if fs_lock_try_acquire_contended(lock):
             return True
         with nogil:
             note_gil_released()
-            result = fs_lock_sleep_until(lock, deadline, spin_ns)
-            if result == FS_WOKEN:
+            result = fs_lock_sleep_until(lock, &waiting_since, deadline, spin_ns)
+            if result == FS_WOKEN or result == FS_ACQUIRED:
                 await_gil_release(spin_ns)
         note_gil_taken()
+        if result == FS_ACQUIRED:
+            return True
         if result == FS_TIMED_OUT:
             return fs_lock_try_acquire_contended(lock)
         if result == FS_INTERRUPTED:
@@ -752,8 +756,7 @@ fastsync_watch_sigint()
 
 def _after_fork_in_child():
     global signal_thread_ident
-    fs_wait_after_fork_child()
-    fs_spin_after_fork_child()
+    fs_after_fork_child()
     signal_thread_ident = thread_id()   # the forking thread is the child's main
 
 
@@ -1010,7 +1013,7 @@ cdef class Condition:
     def wait(self, timeout=None):
         """Release the lock, wait until notified or the timeout (seconds)
         passes, take the lock back.  Returns False on timeout, else True."""
-        cdef fs_cond_waiter waiter
+        cdef fs_cond_waiter *waiter
         cdef int64_t timeout_ns = -1
         cdef uintptr_t count = 0, owner = 0
         cdef bint notified = False
@@ -1018,7 +1021,9 @@ cdef class Condition:
             raise RuntimeError("cannot wait on un-acquired lock")
         if timeout is not None:
             timeout_ns = acquire_timeout_ns(True, timeout) if is_positive(timeout) else 0
-        fs_cond_enqueue(&self._queue, &waiter)
+        waiter = fs_cond_enqueue(&self._queue)
+        if waiter == NULL:
+            raise MemoryError()
         saved = None
         try:
             # Let go of the lock (all levels of an RLock).
@@ -1032,7 +1037,7 @@ cdef class Condition:
             else:
                 saved = self._release_save()
             try:
-                notified = self._sleep(&waiter, timeout_ns)
+                notified = self._sleep(waiter, timeout_ns)
             finally:
                 # Take it back whatever happened, as threading does.
                 if self._kind == FS_RLOCK:
@@ -1044,7 +1049,7 @@ cdef class Condition:
                     self._acquire_restore(saved)
         finally:
             # A notify that raced with a timeout still counts.
-            notified = fs_cond_dequeue(&self._queue, &waiter)
+            notified = fs_cond_dequeue(&self._queue, waiter)
         return notified
 
     @cython.final
@@ -1234,3 +1239,4 @@ def _native_handoffs(long count):
         while fs_load_u32(&run.finished) == 0:      # no thread outlives the call
             fs_wait(&run.finished, 0, FS_NO_DEADLINE)
     return elapsed
+
