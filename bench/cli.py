@@ -8,7 +8,7 @@ import sys
 import textwrap
 from typing import List, Optional
 
-from . import environment, report, runner, targets
+from . import environment, fairness, report, runner, targets
 from .cases import CASES
 from .implementations import discover
 
@@ -38,6 +38,11 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
                         help="run only the cases whose id or title contains TEXT (repeatable)")
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    parser.add_argument("--fairness", action="store_true",
+                        help="instead of the speed table, run the fairness scenarios: threads "
+                             "contending one lock, each one's acquisitions and longest wait")
+    parser.add_argument("--fairness-seconds", type=float, default=2.0, metavar="S",
+                        help="how long each fairness scenario runs (default: 2)")
     parser.add_argument("--targets", action="store_true",
                         help="also check the speed targets of issues 3 and 4")
     # For the worker processes of the single-thread cases (see runner.py) only.
@@ -81,6 +86,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"cannot import fastsync ({error}): install it (pip install .), or run with "
               "PYTHONPATH=src after building it in place", file=sys.stderr)
         return EXIT_USAGE
+    if args.fairness:
+        fairness.run(args.fairness_seconds)
+        return 0
     if args.plot:
         problem = report.check_plotting()
         if problem:   # say so now, not after the whole run

@@ -16,6 +16,21 @@ import pytest
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.timeout(120)
+def test_fairness_run_prints_every_scenario():
+    run = subprocess.run(
+        [sys.executable, os.path.join(REPO_ROOT, "bench", "run.py"),
+         "--fairness", "--fairness-seconds", "0.05"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=110,
+    )
+    assert run.returncode == 0, f"stdout:\n{run.stdout}\nstderr:\n{run.stderr}"
+    rows = [line for line in run.stdout.splitlines() if " threads" in line and " ms" in line]
+    assert len(rows) >= 3 * 2 * 4, run.stdout   # thread counts x holds x locks
+    assert any("sleep(0) inside" in row for row in rows), run.stdout
+    for lock in ("threading Lock", "threading RLock", "fastsync python Lock", "fastsync python RLock"):
+        assert any(lock in row for row in rows), (lock, run.stdout)
+
+
 @pytest.mark.timeout(180)
 def test_quick_run_prints_the_table_and_writes_json(tmp_path):
     script = os.path.join(REPO_ROOT, "bench", "run.py")
