@@ -58,3 +58,56 @@ def test_backend_attribute_matches_classes():
     assert set(fastsync.__all__) >= {"BACKEND", "Barrier", "BoundedSemaphore", "BrokenBarrierError",
                                      "Condition", "Event", "Lock", "RLock", "Semaphore",
                                      "patch", "patched", "unpatch"}
+
+
+# A meta path finder in front of the real ones makes the extension fail to
+# load the way a broken build does (an ImportError that is not "not found").
+BROKEN_EXTENSION = """
+import sys
+import warnings
+
+class BrokenBuild:
+    def find_spec(self, name, path=None, target=None):
+        if name == "fastsync._compiled":
+            raise ImportError("simulated broken build")
+        return None
+
+sys.meta_path.insert(0, BrokenBuild())
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import fastsync
+print(fastsync.BACKEND, *[w.category.__name__ for w in caught])
+for w in caught:
+    print(w.message)
+"""
+
+# The extension simply isn't there, as after an install without a compiler.
+MISSING_EXTENSION = """
+import sys
+sys.modules["fastsync._compiled"] = None
+import fastsync
+print(fastsync.BACKEND)
+"""
+
+
+def run_without_switch(code):
+    env = {key: value for key, value in os.environ.items() if key != NO_EXTENSIONS}
+    env["PYTHONWARNINGS"] = "error"
+    result = run_python(code, env=env, replace_env=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def test_broken_extension_warns():
+    backend_line, message = run_without_switch(BROKEN_EXTENSION)
+    assert backend_line == "python FallbackWarning"
+    assert "installed but could not be imported (simulated broken build)" in message
+    assert "pure-Python fallback" in message
+
+
+def test_missing_extension_falls_back_quietly():
+    assert run_without_switch(MISSING_EXTENSION) == ["python"]
+
+
+def test_fallback_warning_is_a_runtime_warning():
+    assert issubclass(fastsync.FallbackWarning, RuntimeWarning)

@@ -4,10 +4,13 @@ fastsync.Lock, RLock, Event, Condition, Semaphore, BoundedSemaphore and
 Barrier behave like threading's and are faster.  The
 compiled backend is used when it is installed; otherwise, or when
 FASTSYNC_NO_EXTENSIONS=1 is set, the pure-Python one.  fastsync.BACKEND says
-which: "cython" or "python".
+which: "cython" or "python".  The compiled backend serves the main interpreter
+only: a subinterpreter gets the pure-Python one, with a FallbackWarning.
 """
 
-from typing import TYPE_CHECKING
+import sys
+import warnings
+from typing import TYPE_CHECKING, Optional
 
 from threading import BrokenBarrierError
 
@@ -15,9 +18,68 @@ from ._env import NO_EXTENSIONS, env_flag
 
 __all__ = [
     "BACKEND", "Barrier", "BoundedSemaphore", "BrokenBarrierError", "Condition", "Event",
-    "Lock", "RLock", "Semaphore", "patch", "patched", "unpatch",
+    "FallbackWarning", "Lock", "RLock", "Semaphore", "patch", "patched", "unpatch",
 ]
 __version__ = "0.1.0"
+
+
+class FallbackWarning(RuntimeWarning):
+    """fastsync uses its pure-Python backend although the compiled one is installed."""
+
+
+_COMPILED = __name__ + "._compiled"
+
+# The extension keeps its state in C globals (Python objects among them) and
+# lets Cython refuse a second interpreter.  Cython remembers whichever
+# interpreter loads it first, so a subinterpreter that got there first would
+# lock the main interpreter out of it for the life of the process.  Giving
+# every interpreter its own state would put a module-state lookup on the
+# uncontended paths, which are the whole point of the extension.
+_SUBINTERPRETER_MESSAGE = (
+    "fastsync's compiled backend serves only the main interpreter; this "
+    "subinterpreter uses the pure-Python fallback (loading the extension here "
+    "would keep the main interpreter from ever loading it)"
+)
+
+
+def _interpreter_id(value):
+    # _interpreters (3.13+) answers (id, whence), _xxsubinterpreters an id object.
+    return int(value[0] if isinstance(value, tuple) else value)
+
+
+def _in_main_interpreter() -> Optional[bool]:
+    """Whether this is the main interpreter; None where this Python can't tell."""
+    name = "_interpreters" if sys.version_info >= (3, 13) else "_xxsubinterpreters"
+    try:
+        interpreters = __import__(name)
+    except ImportError:
+        pass
+    else:
+        return _interpreter_id(interpreters.get_current()) == _interpreter_id(interpreters.get_main())
+    # Builds without that module still run subinterpreters for embedding
+    # applications; the C API can tell, where ctypes loads here.
+    try:
+        import ctypes
+
+        state = ctypes.PYFUNCTYPE(ctypes.c_void_p)
+        current = state(("PyInterpreterState_Get", ctypes.pythonapi))
+        main = state(("PyInterpreterState_Main", ctypes.pythonapi))
+    except (ImportError, AttributeError, OSError):
+        return None
+    return bool(current() == main())
+
+
+def _in_subinterpreter():
+    """True only when this is known to be a subinterpreter of a Python that the
+    extension is built for (not asked elsewhere: the answer is moot there)."""
+    return sys.implementation.name == "cpython" and _in_main_interpreter() is False
+
+
+def _compiled_installed():
+    from importlib.util import find_spec
+
+    return find_spec(_COMPILED) is not None
+
 
 # The one place the backend is chosen.  Type checkers read the compiled
 # backend's stubs, the one typed description of the API both backends share
@@ -31,12 +93,29 @@ elif env_flag(NO_EXTENSIONS):
     from ._fallback import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore
 
     BACKEND = "python"
+elif _in_subinterpreter():
+    from ._fallback import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore
+
+    BACKEND = "python"
+    if _compiled_installed():
+        # A direct `import fastsync._compiled` here would do the same harm,
+        # so it fails at once in this interpreter (sys.modules is its own).
+        sys.modules.setdefault(_COMPILED, None)
+        warnings.warn(_SUBINTERPRETER_MESSAGE, FallbackWarning, stacklevel=2)
 else:
     try:
         from ._compiled import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore
 
         BACKEND = "cython"
-    except ImportError:   # not built: no compiler, PyPy, unsupported platform
+    except ImportError as error:
+        # Not built (no compiler, PyPy, unsupported platform) is a choice the
+        # install already reported.  Built but failing to load is not.
+        if not (isinstance(error, ModuleNotFoundError) and error.name == _COMPILED):
+            warnings.warn(
+                f"fastsync's compiled backend is installed but could not be imported ({error}); "
+                "using the pure-Python fallback, which is slower",
+                FallbackWarning, stacklevel=2,
+            )
         from ._fallback import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore
 
         BACKEND = "python"
