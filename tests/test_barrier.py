@@ -150,6 +150,25 @@ def test_odd_timeouts_raise_like_threading(Barrier, timeout, in_constructor):
     assert _lone_wait_outcome(Barrier, timeout, in_constructor) == expected
 
 
+def _meet_with_nan_timeout(Barrier, in_constructor, check_blocked):
+    nan = float("nan")
+    barrier = Barrier(2, timeout=nan) if in_constructor else Barrier(2)
+    waiter = start(barrier.wait, None if in_constructor else nan)
+    if check_blocked:
+        wait_until_blocked(waiter)
+    index = barrier.wait()
+    return sorted([index, waiter.join_result()]), barrier.broken
+
+
+@pytest.mark.parametrize("in_constructor", [True, False], ids=["constructor", "wait"])
+def test_nan_timeout_waits_until_the_cycle_ends(Barrier, in_constructor):
+    """A NaN deadline never passes, so threading's waiter stays until the
+    other party arrives (looking again and again); fastsync's sleeps until
+    then, which lets that party take the lock."""
+    expected = _meet_with_nan_timeout(threading.Barrier, in_constructor, check_blocked=False)
+    assert _meet_with_nan_timeout(Barrier, in_constructor, check_blocked=True) == expected
+
+
 def test_abort_wakes_waiters_with_error(Barrier):
     barrier = Barrier(3)
     waiters = [start(barrier.wait) for _ in range(2)]

@@ -115,7 +115,15 @@ def make_barrier_class(Condition, Lock, module):
                     if remaining <= 0:
                         self._break()    # a filling cycle is the current one
                         raise BrokenBarrierError
-                    cond.wait(remaining)
+                    if remaining != remaining:
+                        # A NaN deadline never passes, and each wait(NaN)
+                        # returns at once: threading spins until the cycle
+                        # ends.  Sleep until then instead; spinning on the
+                        # compiled Condition keeps the lock from the parties
+                        # that would end the cycle.
+                        cond.wait()
+                    else:
+                        cond.wait(remaining)
             if cycle.state != _TRIPPED:
                 raise BrokenBarrierError
 
