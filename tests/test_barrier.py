@@ -3,11 +3,23 @@
 import re
 import sys
 import threading
+from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 
 import fastsync
 from helpers import start, wait_until_blocked
+
+
+class FloatOnly:
+    """Convertible with float(), which threading's timeouts don't use."""
+
+    def __float__(self):
+        return 0.02
+
+    def __repr__(self):
+        return "FloatOnly()"
 
 
 @pytest.fixture
@@ -107,6 +119,54 @@ def test_default_timeout(Barrier):
     barrier = Barrier(2, timeout=0.05)
     with pytest.raises(threading.BrokenBarrierError):
         barrier.wait()
+
+
+def _lone_wait_outcome(Barrier, timeout, in_constructor):
+    """One thread waits alone at a barrier for two: what it raises, and the
+    barrier's state after it."""
+    barrier = Barrier(2, timeout=timeout) if in_constructor else Barrier(2)
+    try:
+        if in_constructor:
+            barrier.wait()
+        else:
+            barrier.wait(timeout)
+    except Exception as error:   # comparing what is raised
+        error_seen = (type(error), str(error))
+    else:
+        error_seen = None
+    return error_seen, barrier.broken, barrier.n_waiting
+
+
+@pytest.mark.parametrize("in_constructor", [True, False], ids=["constructor", "wait"])
+@pytest.mark.parametrize("timeout", [
+    Fraction(1, 50), Decimal("0.02"), 2**63, -2**63, 10**30, 1e300, float("inf"),
+    float("-inf"), -1, -0.5, 0, 0.0, False, 1j, "0.02", FloatOnly(),
+], ids=repr)
+def test_odd_timeouts_raise_like_threading(Barrier, timeout, in_constructor):
+    """threading passes the caller's timeout as it is to its first
+    Condition.wait, so that wait's (the lock's) error is what it raises, and
+    the barrier stays whole; a timeout that has already passed breaks it."""
+    expected = _lone_wait_outcome(threading.Barrier, timeout, in_constructor)
+    assert _lone_wait_outcome(Barrier, timeout, in_constructor) == expected
+
+
+def _meet_with_nan_timeout(Barrier, in_constructor, check_blocked):
+    nan = float("nan")
+    barrier = Barrier(2, timeout=nan) if in_constructor else Barrier(2)
+    waiter = start(barrier.wait, None if in_constructor else nan)
+    if check_blocked:
+        wait_until_blocked(waiter)
+    index = barrier.wait()
+    return sorted([index, waiter.join_result()]), barrier.broken
+
+
+@pytest.mark.parametrize("in_constructor", [True, False], ids=["constructor", "wait"])
+def test_nan_timeout_waits_until_the_cycle_ends(Barrier, in_constructor):
+    """A NaN deadline never passes, so threading's waiter stays until the
+    other party arrives (looking again and again); fastsync's sleeps until
+    then, which lets that party take the lock."""
+    expected = _meet_with_nan_timeout(threading.Barrier, in_constructor, check_blocked=False)
+    assert _meet_with_nan_timeout(Barrier, in_constructor, check_blocked=True) == expected
 
 
 def test_abort_wakes_waiters_with_error(Barrier):

@@ -98,17 +98,32 @@ def make_barrier_class(Condition, Lock, module):
             self._cond.notify_all()
 
         def _wait_for_end(self, cycle, timeout):
+            # Called with the cycle still filling.
             cond = self._cond
-            deadline = None if timeout is None else monotonic() + timeout
-            while cycle.state == _FILLING:
-                if deadline is None:
+            if timeout is None:
+                while cycle.state == _FILLING:
                     cond.wait()
-                    continue
-                remaining = deadline - monotonic()
-                if remaining <= 0:
-                    self._break()    # a filling cycle is the current one
-                    raise BrokenBarrierError
-                cond.wait(remaining)
+            else:
+                # The steps of threading's Condition.wait_for: the deadline
+                # first, then a first wait given the caller's timeout itself,
+                # so a timeout that threading rejects fails here in the same
+                # place with the same error, and the barrier stays unbroken.
+                deadline = monotonic() + timeout
+                cond.wait(timeout)
+                while cycle.state == _FILLING:
+                    remaining = deadline - monotonic()
+                    if remaining <= 0:
+                        self._break()    # a filling cycle is the current one
+                        raise BrokenBarrierError
+                    if remaining != remaining:
+                        # A NaN deadline never passes, and each wait(NaN)
+                        # returns at once: threading spins until the cycle
+                        # ends.  Sleep until then instead; spinning on the
+                        # compiled Condition keeps the lock from the parties
+                        # that would end the cycle.
+                        cond.wait()
+                    else:
+                        cond.wait(remaining)
             if cycle.state != _TRIPPED:
                 raise BrokenBarrierError
 
