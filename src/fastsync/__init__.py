@@ -6,6 +6,8 @@ compiled backend is used when it is installed; otherwise, or when
 FASTSYNC_NO_EXTENSIONS=1 is set, the pure-Python one.  fastsync.BACKEND says
 which: "cython" or "python".  The compiled backend serves the main interpreter
 only: a subinterpreter gets the pure-Python one, with a FallbackWarning.
+Once gevent or eventlet has monkey-patched threading, the constructors return
+threading's (then cooperative) primitives, and BACKEND says "threading".
 """
 
 import sys
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Optional
 
 from threading import BrokenBarrierError
 
+from . import _cooperative
 from ._env import NO_EXTENSIONS, env_flag
 
 __all__ = [
@@ -92,11 +95,11 @@ if TYPE_CHECKING:
 elif env_flag(NO_EXTENSIONS):
     from ._fallback import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore
 
-    BACKEND = "python"
+    _BACKEND = "python"
 elif _in_subinterpreter():
     from ._fallback import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore
 
-    BACKEND = "python"
+    _BACKEND = "python"
     if _compiled_installed():
         # A direct `import fastsync._compiled` here would do the same harm,
         # so it fails at once in this interpreter (sys.modules is its own).
@@ -106,7 +109,7 @@ else:
     try:
         from ._compiled import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore
 
-        BACKEND = "cython"
+        _BACKEND = "cython"
     except ImportError as error:
         # Not built (no compiler, PyPy, unsupported platform) is a choice the
         # install already reported.  Built but failing to load is not.
@@ -118,6 +121,16 @@ else:
             )
         from ._fallback import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore
 
-        BACKEND = "python"
+        _BACKEND = "python"
+
+
+def __getattr__(name):
+    # BACKEND is computed: gevent or eventlet may monkey-patch threading after
+    # this import, and from then on the constructors return threading's
+    # primitives (see _cooperative).
+    if name == "BACKEND":
+        return "threading" if _cooperative.monkey_patched() else _BACKEND
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 from ._patch import patch, patched, unpatch  # noqa: E402 - needs the classes above

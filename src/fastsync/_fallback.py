@@ -16,12 +16,14 @@ import warnings
 from operator import index as _index
 from typing import Any, NoReturn, Optional, Tuple
 
+from . import _cooperative
 from ._barrier import make_barrier_class
 from ._common import ISSET_WARNING, ISSET_WARNS, cannot_pickle, type_name
 
 __all__ = ["Barrier", "BoundedSemaphore", "Condition", "Event", "Lock", "RLock", "Semaphore"]
 
 _allocate_lock = _thread.allocate_lock
+_LockType = _thread.LockType   # taken now: monkey-patching replaces it later
 _StdRLock = _thread.RLock
 
 
@@ -29,10 +31,10 @@ class _InterpretersLockType(type):
     """Makes isinstance(x, Lock) true for the interpreter's own locks."""
 
     def __instancecheck__(cls, obj: Any) -> bool:
-        return isinstance(obj, _thread.LockType)
+        return isinstance(obj, _LockType)
 
     def __subclasscheck__(cls, subclass: Any) -> bool:
-        return issubclass(subclass, _thread.LockType)
+        return issubclass(subclass, _LockType)
 
 
 class Lock(metaclass=_InterpretersLockType):
@@ -48,7 +50,8 @@ class Lock(metaclass=_InterpretersLockType):
     held.  isinstance(lock, fastsync.Lock) is true for every such lock."""
 
     def __new__(cls) -> Any:
-        return _allocate_lock()
+        # Looked up each time: under gevent or eventlet it is theirs.
+        return _thread.allocate_lock()
 
     def __init_subclass__(cls, **kwargs: Any) -> NoReturn:
         # threading.Lock can't be subclassed, nor can the compiled Lock.
@@ -57,13 +60,29 @@ class Lock(metaclass=_InterpretersLockType):
 
 # The class offers the lock type's methods too, as the compiled Lock does: for
 # help() and signatures, and for calls such as fastsync.Lock.acquire(lock).
+# When gevent or eventlet patched _thread before this import, LockType is
+# theirs and lacks some of these; fastsync.Lock() then returns their locks.
 for _name in ("acquire", "release", "locked", "__enter__", "__exit__", "_at_fork_reinit",
               "acquire_lock", "release_lock", "locked_lock"):
-    setattr(Lock, _name, getattr(_thread.LockType, _name))
+    if hasattr(_LockType, _name):
+        setattr(Lock, _name, getattr(_LockType, _name))
 del _name
 
 
-class RLock(_StdRLock):  # type: ignore[misc]  # typeshed marks it final; it isn't
+class _Switched:
+    """Base of the classes below: once gevent or eventlet has monkey-patched
+    threading, their constructors return threading's cooperative primitive
+    instead (see _cooperative)."""
+
+    __slots__ = ()
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if _thread.allocate_lock is not _cooperative.NATIVE_ALLOCATE_LOCK:
+            return _cooperative.construct(cls, args, kwargs)
+        return super().__new__(cls)
+
+
+class RLock(_Switched, _StdRLock):  # type: ignore[misc]  # typeshed marks it final; it isn't
     """A reentrant lock, like threading.RLock; only its owner may release it.
 
     A subclass of the interpreter's own RLock, so acquire/release run at its
@@ -107,7 +126,7 @@ def _owner_and_count(rlock: RLock) -> Tuple[int, int]:
     return int(owner), int(count)
 
 
-class Event:
+class Event(_Switched):
     """A flag threads can wait for, like threading.Event."""
 
     __slots__ = ("_flag", "_mutex", "_waiters", "__weakref__")
@@ -190,7 +209,7 @@ _StdCondition = threading.Condition
 _StdSemaphore = threading.Semaphore
 
 
-class Condition(_StdCondition):
+class Condition(_Switched, _StdCondition):
     """Lets threads wait until notified, like threading.Condition (whose code
     this is); the default lock is a fastsync RLock."""
 
@@ -212,7 +231,7 @@ def _release_count(n: Any) -> int:
     return _index(n)
 
 
-class Semaphore(_StdSemaphore):
+class Semaphore(_Switched, _StdSemaphore):
     """A counter of available slots, like threading.Semaphore."""
 
     _cond: threading.Condition   # the base class's; typeshed leaves private names out

@@ -4,6 +4,11 @@ patch() replaces the primitives in the threading module itself, so everything
 that creates them through `threading.X(...)` afterwards (queue.Queue,
 concurrent.futures, logging handlers, threading.Thread's own events...) gets
 fastsync's.  Objects created before patching keep their types.
+
+Once gevent or eventlet has monkey-patched threading, patch() leaves threading
+alone: its primitives are then cooperative, and fastsync's constructors return
+them anyway.  Monkey-patching after patch() replaces some of our names with
+its own; the rest of ours return threading's then (see _cooperative).
 """
 
 import _thread
@@ -11,6 +16,8 @@ import threading
 from contextlib import contextmanager
 
 import fastsync
+
+from ._cooperative import monkey_patched
 
 PATCHED_NAMES = ("Lock", "RLock", "Event", "Condition", "Semaphore", "BoundedSemaphore", "Barrier")
 
@@ -20,10 +27,11 @@ _originals = None                  # what patch() replaced, while patched
 
 def patch():
     """Replace threading's primitives with fastsync's.  Calling it again while
-    patched does nothing.  Returns True if this call patched."""
+    patched, or once gevent or eventlet has monkey-patched threading, does
+    nothing.  Returns True if this call patched."""
     global _originals
     with _guard:
-        if _originals is not None:
+        if _originals is not None or monkey_patched():
             return False
         _originals = {name: getattr(threading, name) for name in PATCHED_NAMES}
         for name in PATCHED_NAMES:
@@ -32,14 +40,16 @@ def patch():
 
 
 def unpatch():
-    """Put back exactly what patch() replaced.  Does nothing if not patched.
-    Returns True if this call unpatched."""
+    """Put back what patch() replaced, where ours is still in place: a name
+    that monkey-patching has since given to its own primitive keeps it.  Does
+    nothing if not patched.  Returns True if this call unpatched."""
     global _originals
     with _guard:
         if _originals is None:
             return False
         for name, original in _originals.items():
-            setattr(threading, name, original)
+            if getattr(threading, name) is getattr(fastsync, name):
+                setattr(threading, name, original)
         _originals = None
         return True
 
