@@ -51,21 +51,22 @@ ORDERS = {
 }
 
 SCENARIOS = {
-    # A greenlet that holds the lock yields; another one wants it meanwhile.
-    "lock": """
-        lock = fastsync.Lock()
-        order = []
-        def first():
-            with lock:
-                order.append("first in")
-                sleep(0)
-                order.append("first out")
-        def second():
-            with lock:
-                order.append("second in")
-        a, b = spawn(first), spawn(second)
-        join(a), join(b)
-        assert order == ["first in", "first out", "second in"], order
+    # A greenlet that holds the lock (or the one slot) yields; another one
+    # wants it meanwhile.
+    "exclusion": """
+        for guard in (fastsync.Lock(), fastsync.Semaphore(1), fastsync.BoundedSemaphore(1)):
+            order = []
+            def first():
+                with guard:
+                    order.append("first in")
+                    sleep(0)
+                    order.append("first out")
+            def second():
+                with guard:
+                    order.append("second in")
+            a, b = spawn(first), spawn(second)
+            join(a), join(b)
+            assert order == ["first in", "first out", "second in"], (guard, order)
     """,
     # An RLock belongs to one greenlet, not to the thread they all share.
     "rlock": """
@@ -108,20 +109,7 @@ SCENARIOS = {
         join(spawn(producer))
         assert join(got) == "item"
     """,
-    "semaphore-barrier": """
-        for sem in (fastsync.Semaphore(1), fastsync.BoundedSemaphore(1)):
-            order = []
-            def holder():
-                with sem:
-                    order.append("holder in")
-                    sleep(0)
-                    order.append("holder out")
-            def other():
-                with sem:
-                    order.append("other in")
-            a, b = spawn(holder), spawn(other)
-            join(a), join(b)
-            assert order == ["holder in", "holder out", "other in"], order
+    "barrier": """
         barrier = fastsync.Barrier(2)
         parties = [spawn(barrier.wait) for _ in range(2)]
         assert sorted(join(g) for g in parties) == [0, 1]

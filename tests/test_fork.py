@@ -80,9 +80,9 @@ BACKENDS = pytest.mark.parametrize("module", [
 
 # For the child scripts below.  waiters(): how many threads wait in a
 # Condition (threading's and the fallback's keep a list, the compiled one
-# shows the count in its repr).  deep(): a thread that fills its stack with
-# frames, then waits, so that memory a dead thread of the parent's left
-# there is overwritten.
+# shows the count in its repr).  fill_stacks(): threads that fill their
+# stacks with frames (deep()) and wait, so that memory a dead thread of the
+# parent's left there is overwritten; call what it returns to end them.
 CHILD_HELPERS = """
 def waiters(cond):
     queue = getattr(cond, "_waiters", None)
@@ -95,6 +95,20 @@ def deep(n, ready, go):
         return deep(n - 1, ready, go)
     ready.release()
     go.wait()
+
+def fill_stacks():
+    import threading
+    ready, go = threading.Semaphore(0), threading.Event()
+    threads = [threading.Thread(target=deep, args=(60, ready, go)) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for _ in threads:
+        ready.acquire()
+    def finish():
+        go.set()
+        for t in threads:
+            t.join()
+    return finish
 """
 
 # Threads blocked in a Condition when the process forks exist only in the
@@ -117,12 +131,7 @@ def round_trip():
                 break
     pid = os.fork()
     if pid == 0:
-        ready, go = threading.Semaphore(0), threading.Event()
-        threads = [threading.Thread(target=deep, args=(60, ready, go)) for _ in range(3)]
-        for t in threads:
-            t.start()
-        for _ in threads:
-            ready.acquire()
+        finish = fill_stacks()
         woken = []
         def child_waiter():
             with cond:
@@ -133,9 +142,7 @@ def round_trip():
             with cond:
                 cond.notify_all()
             late.join(0.01)
-        go.set()
-        for t in threads:
-            t.join()
+        finish()
         os._exit(0 if woken == [True] else 3)
     _, status = os.waitpid(pid, 0)
     with cond:
@@ -251,16 +258,9 @@ while barrier.n_waiting != 2:
     pass
 pid = os.fork()
 if pid == 0:
-    ready, go = threading.Semaphore(0), threading.Event()
-    threads = [threading.Thread(target=deep, args=(60, ready, go)) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for _ in threads:
-        ready.acquire()
+    finish = fill_stacks()
     barrier.abort()
-    go.set()
-    for t in threads:
-        t.join()
+    finish()
     os._exit(0 if barrier.broken else 3)
 _, status = os.waitpid(pid, 0)
 barrier.abort()

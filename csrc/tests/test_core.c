@@ -372,56 +372,62 @@ static void test_lock_waiter_is_handed_the_lock(void)
     EXPECT(b.waited_ns < MS(1000));
 }
 
-/* A waiter that asked for a hand-off and then times out withdraws: the next
- * release frees the lock rather than handing it to nobody. */
+/* A waiter that has asked for a hand-off (woken after the threshold with the
+ * lock still held), and that gives up when its deadline passes. */
+typedef struct {
+    fs_lock lock;
+    fs_atomic_u32 asleep;
+    fs_result result;
+} asker;
+
+static void *ask_until_deadline(void *arg)
+{
+    asker *a = (asker *)arg;
+    int64_t waiting_since = 0, deadline = fs_deadline_after(MS(300));
+    fs_store_u32(&a->asleep, 1);
+    a->result = fs_lock_sleep_until(&a->lock, &waiting_since, deadline, 0);
+    if (a->result == FS_WOKEN)   /* woken with the lock held: now it asks */
+        a->result = fs_lock_sleep_until(&a->lock, &waiting_since, deadline, 0);
+    return NULL;
+}
+
+/* Holds a->lock and starts a thread that asks for it. */
+static void start_asker(asker *a, test_thread *t)
+{
+    fs_lock_init(&a->lock);
+    fs_store_u32(&a->asleep, 0);
+    EXPECT(fs_lock_try_acquire(&a->lock));
+    EXPECT(fs_lock_try_acquire_contended(&a->lock) == 0);   /* marks a waiter */
+    test_thread_start(t, ask_until_deadline, a);
+    EXPECT(test_wait_for_u32(&a->asleep, 1, 5000));
+    test_sleep_ms(20);                   /* past the threshold, asleep */
+    fs_wake_one(&a->lock.state);         /* it wakes, finds the lock held, asks */
+    test_sleep_ms(20);
+    EXPECT(fs_load_u32(&a->lock.state) & FS_LOCK_HANDOFF_ASKED);
+}
+
+/* An asker that times out withdraws: the next release frees the lock rather
+ * than handing it to nobody. */
 static void test_lock_handoff_ask_withdrawn(void)
 {
-    fs_lock lock;
-    int64_t deadline;
-    fs_lock_init(&lock);
-    EXPECT(fs_lock_try_acquire(&lock));
-    deadline = fs_deadline_after(FS_LOCK_HANDOFF_AFTER_NS * 5);
-    expect_timed_out_on_time(fs_lock_acquire_until(&lock, deadline, test_spin_ns), deadline);
-    EXPECT_EQ_INT(fs_lock_release(&lock), 1);
-    EXPECT(!fs_lock_is_locked(&lock));
-    EXPECT(fs_lock_try_acquire(&lock));
-    EXPECT_EQ_INT(fs_lock_release(&lock), 1);
+    asker a;
+    test_thread t;
+    start_asker(&a, &t);
+    test_thread_join(&t);
+    EXPECT_EQ_INT(a.result, FS_TIMED_OUT);
+    EXPECT(!(fs_load_u32(&a.lock.state) & FS_LOCK_HANDOFF_ASKED));
+    EXPECT_EQ_INT(fs_lock_release(&a.lock), 1);
+    EXPECT(!fs_lock_is_locked(&a.lock));
 }
 
 /* In a forked child, a hand-off asked for by a thread of the parent's is
  * dropped: the release frees the lock.  The child is simulated: the asker
  * stays alive here, and withdraws when its deadline passes. */
-typedef struct {
-    fs_lock lock;
-    fs_atomic_u32 asleep;
-    fs_result result;
-} stale_ask;
-
-static void *stale_asker(void *arg)
-{
-    stale_ask *a = (stale_ask *)arg;
-    int64_t waiting_since = 0;
-    fs_store_u32(&a->asleep, 1);
-    a->result = fs_lock_sleep_until(&a->lock, &waiting_since, fs_deadline_after(MS(300)), 0);
-    if (a->result == FS_WOKEN)   /* woken with the lock held: now it asks */
-        a->result = fs_lock_sleep_until(&a->lock, &waiting_since, fs_deadline_after(MS(300)), 0);
-    return NULL;
-}
-
 static void test_lock_handoff_dropped_after_fork(void)
 {
-    stale_ask a;
+    asker a;
     test_thread t;
-    fs_lock_init(&a.lock);
-    fs_store_u32(&a.asleep, 0);
-    EXPECT(fs_lock_try_acquire(&a.lock));
-    EXPECT(fs_lock_try_acquire_contended(&a.lock) == 0);   /* marks a waiter */
-    test_thread_start(&t, stale_asker, &a);
-    EXPECT(test_wait_for_u32(&a.asleep, 1, 5000));
-    test_sleep_ms(20);                   /* past the threshold, asleep */
-    fs_wake_one(&a.lock.state);          /* it wakes, finds the lock held, asks */
-    test_sleep_ms(20);
-    EXPECT(fs_load_u32(&a.lock.state) & FS_LOCK_HANDOFF_ASKED);
+    start_asker(&a, &t);
     fs_after_fork_child();
     EXPECT_EQ_INT(fs_lock_release(&a.lock), 1);
     EXPECT(!fs_lock_is_locked(&a.lock));
