@@ -48,6 +48,9 @@ static fs_atomic_u32 spinner_limit = { UINT32_MAX };
 void fs_spin_set_limit(uint32_t threads)
 { fs_store_u32(&spinner_limit, threads); }
 
+uint32_t fs_spinning_threads(void)
+{ return fs_load_u32(&spinning_threads); }
+
 
 /* The clock is read once per batch of looks: a look is a load and a pause, a
  * clock read costs as much as a few dozen of them. */

@@ -54,6 +54,9 @@ int64_t fs_deadline_after(int64_t timeout_ns);
  * at once.  Set it to the number of CPUs the process may use. */
 void fs_spin_set_limit(uint32_t threads);
 
+/* How many threads spin right now (for tests). */
+uint32_t fs_spinning_threads(void);
+
 /* Looks at the word while it holds expected, for up to spin_ns and never past
  * deadline_ns.  Returns 1 if the word changed, 0 if the time ran out or there
  * was no spin: spin_ns is 0, the limit above left no room, or this thread's

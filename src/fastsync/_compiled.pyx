@@ -58,6 +58,7 @@ cdef extern from "fastsync.h" nogil:
     bint fs_spin_while(const fs_atomic_u32 *addr, uint32_t expected,
                        int64_t deadline_ns, int64_t spin_ns)
     void fs_spin_set_limit(uint32_t threads)
+    uint32_t fs_spinning_threads()
     void fs_after_fork_child()
 
     ctypedef struct fs_lock:
@@ -342,6 +343,11 @@ def _set_spin_ns(ns):
         raise ValueError("spin time must be between 0 and 10**9 ns")
     spin_budget_ns = ns
     return previous
+
+
+def _spinning_threads():
+    """How many threads spin right now.  For tests; not part of the API."""
+    return fs_spinning_threads()
 
 
 cdef inline int64_t spin_ns_here() noexcept nogil:
