@@ -66,9 +66,10 @@ compiled_locks = pytest.mark.parametrize("kind", [
 def test_no_thread_starves(kind, threads, release_gil):
     counts, longest = contend(getattr(compiled(), kind)(), threads, release_gil)
     # A starved thread takes the lock once, at the start, and then waits
-    # until the others stop.
-    assert min(counts) >= 10, counts
-    assert max(longest) < 0.75 * RUN_S, (counts, longest)
+    # until the others stop, while they take it thousands of times.  (Not a
+    # bound on the longest wait: on a loaded machine the whole process can
+    # stall for most of a second.)
+    assert min(counts) >= 10 and min(counts) >= max(counts) / 50, (counts, longest)
 
 
 @pytest.mark.cython
