@@ -675,7 +675,14 @@ def fork_with_blocked_waiter(Lock, RLock, Event, kind):
         lock.acquire(); holding.set(); release.wait(30); lock.release()
     holder = thread(hold); holding.wait(10)
     results = []
-    waiter = thread(lambda: results.append(lock.acquire(timeout=30)))
+    def wait_then_release():
+        # The waiter lets go itself: since 3.14 an RLock's _release_save
+        # refuses any other thread, so nothing else could free it.
+        got = lock.acquire(timeout=30)
+        results.append(got)
+        if got:
+            lock.release()
+    waiter = thread(wait_then_release)
     wait_until_blocked(waiter)
     def child():
         out = [lock.acquire(False), lock.acquire(timeout=0.05)]
@@ -689,7 +696,6 @@ def fork_with_blocked_waiter(Lock, RLock, Event, kind):
         return out
     got = in_child(child)
     release.set(); holder.join(10); waiter.join(10)
-    lock.release() if kind == "Lock" else lock._release_save()
     return got, results
 
 def fork_holding_rlock(Lock, RLock, Event):
