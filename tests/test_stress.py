@@ -340,10 +340,11 @@ def owner_and_count(rlock):
 
 
 def count_limit():
-    """The highest count threading's RLock can be given: ULONG_MAX on CPython
-    up to 3.13, which refuses to count past it; since 3.14 _acquire_restore
-    takes a Py_ssize_t, so -1 is the way there (and the count wraps past it);
-    PyPy keeps the count in a signed word and refuses more than sys.maxsize."""
+    """The highest count threading's RLock can be given, and the
+    _acquire_restore argument that gives it: ULONG_MAX on CPython up to 3.13,
+    which refuses to count past it; since 3.14 _acquire_restore takes a
+    Py_ssize_t, so -1 is the way there (and the count wraps past it); PyPy
+    keeps the count in a signed word and refuses more than sys.maxsize."""
     me = threading.get_ident()
     for count in (ULONG_MAX, -1, sys.maxsize):
         probe = threading.RLock()
@@ -354,7 +355,7 @@ def count_limit():
         limit = owner_and_count(probe)[1]
         if limit > 0:
             probe._release_save()
-            return limit
+            return limit, count
     raise AssertionError("threading.RLock takes neither ULONG_MAX, -1 nor sys.maxsize")
 
 
@@ -382,11 +383,11 @@ def test_rlock_count_overflow_like_threading(RLock, call):
     what threading raises and leave the lock as it was."""
     enter = OVERFLOW_CALLS[call]
     me = threading.get_ident()
-    limit = count_limit()
+    limit, restored = count_limit()
 
     def scenario(lock):
         steps = []
-        lock._acquire_restore((limit - 2, me))
+        lock._acquire_restore((restored - 2, me))
         steps.append(outcome(lambda: enter(lock)))
         steps.append(outcome(lambda: enter(lock)))
         steps.append(owner_and_count(lock))

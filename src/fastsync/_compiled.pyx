@@ -723,6 +723,8 @@ cdef class RLock:
         elif count == 0:
             raise RuntimeError("cannot release un-acquired lock")
         fs_rlock_release_all(&self._rlock)
+        if RLOCK_IS_RECURSIVE_MUTEX:
+            return (<Py_ssize_t>count, owner)   # 3.14+ hands the count back signed
         return (count, owner)
 
     def _acquire_restore(self, state, /):
