@@ -154,7 +154,7 @@ def _aligned(columns: List[Column], rows: List[List[str]]) -> str:
 
     def line(cells: Sequence[str]) -> str:
         return gap.join(cell.ljust(w) if i == 0 else cell.rjust(w)
-                        for i, (cell, w) in enumerate(zip(cells, widths))).rstrip()
+                        for i, (cell, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
 
     group_line = gap.join(
         group.center(sum(widths[first:last + 1]) + len(gap) * (last - first))

@@ -158,3 +158,16 @@ def start(fn, *args, name=None):
     worker = Worker(fn, *args, name=name)
     worker.start()
     return worker
+
+
+def threading_refuses_nan_timeout():
+    """Whether threading's Condition.wait (and so Event.wait, Semaphore.acquire
+    and Barrier.wait) refuses a NaN timeout, as 3.14+ does, rather than taking
+    it for "don't wait"."""
+    condition = threading.Condition(threading.Lock())
+    with condition:
+        try:
+            condition.wait(float("nan"))
+        except ValueError:
+            return True
+    return False

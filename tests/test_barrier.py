@@ -9,7 +9,7 @@ from fractions import Fraction
 import pytest
 
 import fastsync
-from helpers import start, wait_until_blocked
+from helpers import start, threading_refuses_nan_timeout, wait_until_blocked
 
 
 class FloatOnly:
@@ -164,9 +164,24 @@ def _meet_with_nan_timeout(Barrier, in_constructor, check_blocked):
 def test_nan_timeout_waits_until_the_cycle_ends(Barrier, in_constructor):
     """A NaN deadline never passes, so threading's waiter stays until the
     other party arrives (looking again and again); fastsync's sleeps until
-    then, which lets that party take the lock."""
+    then, which lets that party take the lock.  (Since 3.14 threading refuses
+    NaN instead: see test_nan_timeout_is_refused_like_threading.)"""
+    if threading_refuses_nan_timeout():
+        pytest.skip("threading refuses a NaN timeout here")
     expected = _meet_with_nan_timeout(threading.Barrier, in_constructor, check_blocked=False)
     assert _meet_with_nan_timeout(Barrier, in_constructor, check_blocked=True) == expected
+
+
+@pytest.mark.parametrize("in_constructor", [True, False], ids=["constructor", "wait"])
+def test_nan_timeout_is_refused_like_threading(Barrier, in_constructor):
+    """Where threading refuses NaN (3.14+), the lone waiter gets its
+    ValueError and the barrier stays whole; elsewhere the lone waiter would
+    wait for ever, in threading too."""
+    if not threading_refuses_nan_timeout():
+        pytest.skip("threading takes a NaN timeout here (see test_nan_timeout_waits_until_the_cycle_ends)")
+    expected = _lone_wait_outcome(threading.Barrier, float("nan"), in_constructor)
+    assert expected[0][0] is ValueError
+    assert _lone_wait_outcome(Barrier, float("nan"), in_constructor) == expected
 
 
 def test_abort_wakes_waiters_with_error(Barrier):

@@ -72,11 +72,25 @@ def test_context_manager_releases_on_exception(any_lock):
     assert lock.acquire(False)
 
 
-def test_exit_accepts_any_arguments(any_lock):
-    lock = any_lock()
-    lock.acquire()
-    assert lock.__exit__(None, None, None, "extra") is None
-    assert not lock.locked()
+def _exit_outcomes(lock):
+    out = []
+    for args in [(None, None, None), (None, None, None, "extra"), (), (None,)]:
+        lock.acquire()
+        try:
+            out.append(("ok", lock.__exit__(*args)))
+        except TypeError as error:
+            out.append((TypeError, str(error)))
+        held = repr(lock).startswith("<locked")   # threading's RLock has locked() only since 3.14
+        out.append(held)
+        if held:
+            lock.release()
+    return out
+
+
+def test_exit_takes_the_arguments_threading_takes(any_lock):
+    """Any number up to 3.14; exactly three since 3.15, as _thread's locks."""
+    reference = getattr(threading, any_lock.__name__)()
+    assert _exit_outcomes(any_lock()) == _exit_outcomes(reference)
 
 
 @pytest.mark.parametrize("call", [
@@ -261,11 +275,13 @@ def test_cannot_be_pickled_or_copied(any_lock, dump):
         dump(lock)
 
 
-def test_constructor_takes_no_arguments(any_lock):
+def test_lock_constructor_takes_no_arguments(Lock):
+    # RLock follows threading.RLock, which took and ignored arguments before
+    # 3.15 (test_parity.py::test_rlock_arguments_like_threading).
     with pytest.raises(TypeError):
-        any_lock(1)
+        Lock(1)
     with pytest.raises(TypeError):
-        any_lock(blocking=True)
+        Lock(blocking=True)
 
 
 def test_no_instance_dict(any_lock):

@@ -11,6 +11,27 @@ import threading
 
 import pytest
 
+from helpers import start
+
+
+class FloatOnly:
+    """A number only through __float__, which 3.15's locks take as a timeout."""
+
+    def __float__(self):
+        return 0.001
+
+    def __repr__(self):
+        return "FloatOnly()"
+
+
+class IntOnly:
+    def __int__(self):
+        return 0
+
+    def __repr__(self):
+        return "IntOnly()"
+
+
 TIMEOUT_ARGS = [
     ((), {}),
     ((False,), {}),
@@ -41,6 +62,8 @@ TIMEOUT_ARGS = [
     ((), {"timeout": decimal.Decimal(1)}),
     ((), {"timeout": decimal.Decimal(-1)}),
     ((), {"timeout": fractions.Fraction(1, 2)}),
+    ((), {"timeout": FloatOnly()}),
+    ((), {"timeout": IntOnly()}),
     (("x",), {}),
     ((None,), {}),
     ((2.5,), {}),
@@ -87,7 +110,8 @@ def test_acquire_arguments_like_threading(backend, kind, args, kwargs):
 
 
 EVENT_TIMEOUTS = [None, 0, 0.0, -1, -5.5, 0.001, True, False, float("nan"), float("-inf"),
-                  float("inf"), 1e300, 2**70, "x", [1], decimal.Decimal("0.001"), fractions.Fraction(1, 1000)]
+                  float("inf"), 1e300, 2**70, "x", [1], decimal.Decimal("0.001"), fractions.Fraction(1, 1000),
+                  FloatOnly()]
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -116,7 +140,7 @@ PUBLIC_METHODS = {
     "RLock": ["acquire", "release", "locked", "__enter__", "__exit__", "_at_fork_reinit",
               "_is_owned", "_release_save", "_acquire_restore", "_recursion_count"],
     "Event": ["is_set", "isSet", "set", "clear", "wait", "_at_fork_reinit"],
-    "Condition": ["acquire", "release", "__enter__", "__exit__", "wait", "wait_for", "notify",
+    "Condition": ["acquire", "release", "locked", "__enter__", "__exit__", "wait", "wait_for", "notify",
                   "notify_all", "notifyAll", "_is_owned", "_release_save", "_acquire_restore",
                   "_at_fork_reinit"],
     "Semaphore": ["acquire", "release", "__enter__", "__exit__"],
@@ -171,7 +195,7 @@ def test_backends_expose_same_names_and_signatures(kind):
     make = MAKE.get(kind, lambda cls: cls())
     assert public(make(compiled_class)) == public(make(fallback_class))
     for name in PUBLIC_METHODS[kind]:
-        if kind == "Condition" and name in ("acquire", "release"):
+        if kind == "Condition" and name in ("acquire", "release", "locked"):
             continue   # threading binds the lock's own methods; their signature is the lock's
         compiled_sig = _signature(getattr(compiled_class, name))
         assert compiled_sig is not None, f"compiled {kind}.{name} has no signature"
@@ -184,3 +208,36 @@ def test_backends_expose_same_names_and_signatures(kind):
             assert getattr(fallback_class, name) is getattr(reference, name), name
             continue
         assert _parameters_after_self(compiled_sig) == _parameters_after_self(fallback_sig), name
+
+
+@pytest.mark.parametrize("args,kwargs", [((1,), {}), ((), {"x": 1}), ((1, 2, 3), {"y": None})], ids=repr)
+def test_rlock_arguments_like_threading(backend, args, kwargs):
+    """threading.RLock() ignores arguments up to 3.12, warns in 3.13 and 3.14
+    and refuses them since; the warning points at the caller."""
+    import warnings
+
+    def construct(factory):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                result = ("ok", type(factory(*args, **kwargs)).__name__)
+            except TypeError:   # messages name the function differently
+                result = (TypeError,)
+        return result, [(w.category, str(w.message), w.filename) for w in caught]
+
+    assert construct(backend.RLock) == construct(threading.RLock)
+
+
+@pytest.mark.parametrize("kind", ["Lock", "RLock"])
+def test_condition_locked_is_the_locks(backend, kind):
+    lock = getattr(backend, kind)()
+    condition = backend.Condition(lock)
+    assert condition.locked() is False
+    with condition:
+        assert condition.locked() is True
+        assert start(condition.locked).join_result() is True
+    assert condition.locked() is False
+    if hasattr(threading.Condition(), "locked"):   # 3.14+: threading's has it too
+        reference = threading.Condition(getattr(threading, kind)())
+        with reference:
+            assert reference.locked() is True

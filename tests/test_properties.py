@@ -223,6 +223,12 @@ def label(observed):
 def would_block(ref):
     """Would a blocking acquire wait on the threading lock `ref` right now?
     Probes with a non-blocking try and undoes it."""
+    # An RLock this thread owns never makes it wait.  Nor may it be probed:
+    # since 3.14 one held at count 0 (after _acquire_restore) would go to
+    # count 1 and the release would then free it.
+    owned = getattr(ref, "_is_owned", None)
+    if owned is not None and owned():
+        return False
     try:
         got = ref.acquire(False)
     except OverflowError:          # an RLock at its count limit: held by us

@@ -340,18 +340,23 @@ def owner_and_count(rlock):
 
 
 def count_limit():
-    """The highest count threading's RLock holds: ULONG_MAX on CPython; PyPy
+    """The highest count threading's RLock can be given, and the
+    _acquire_restore argument that gives it: ULONG_MAX on CPython up to 3.13,
+    which refuses to count past it; since 3.14 _acquire_restore takes a
+    Py_ssize_t, so -1 is the way there (and the count wraps past it); PyPy
     keeps the count in a signed word and refuses more than sys.maxsize."""
     me = threading.get_ident()
-    for limit in (ULONG_MAX, sys.maxsize):
+    for count in (ULONG_MAX, -1, sys.maxsize):
         probe = threading.RLock()
         try:
-            probe._acquire_restore((limit, me))
+            probe._acquire_restore((count, me))
         except OverflowError:
             continue
-        probe._release_save()
-        return limit
-    raise AssertionError("threading.RLock takes neither ULONG_MAX nor sys.maxsize")
+        limit = owner_and_count(probe)[1]
+        if limit > 0:
+            probe._release_save()
+            return limit, count
+    raise AssertionError("threading.RLock takes neither ULONG_MAX, -1 nor sys.maxsize")
 
 
 def outcome(call):
@@ -378,11 +383,11 @@ def test_rlock_count_overflow_like_threading(RLock, call):
     what threading raises and leave the lock as it was."""
     enter = OVERFLOW_CALLS[call]
     me = threading.get_ident()
-    limit = count_limit()
+    limit, restored = count_limit()
 
     def scenario(lock):
         steps = []
-        lock._acquire_restore((limit - 2, me))
+        lock._acquire_restore((restored - 2, me))
         steps.append(outcome(lambda: enter(lock)))
         steps.append(outcome(lambda: enter(lock)))
         steps.append(owner_and_count(lock))
@@ -399,10 +404,41 @@ def test_rlock_count_overflow_like_threading(RLock, call):
         return steps
 
     expected = scenario(threading.RLock())
-    # "Internal lock count overflowed" on CPython, "internal ..." on PyPy.
-    assert expected[3][0] == "OverflowError"
-    assert expected[3][1].lower() == "internal lock count overflowed"
+    assert expected[2] == (me, limit)
+    if expected[3][0] != "ok":   # up to 3.13 (and PyPy): refused, not wrapped
+        # "Internal lock count overflowed" on CPython, "internal ..." on PyPy.
+        assert expected[3][0] == "OverflowError"
+        assert expected[3][1].lower() == "internal lock count overflowed"
     assert scenario(RLock()) == expected
+
+
+RESTORED_COUNTS = [0, 1, sys.maxsize, sys.maxsize + 1, ULONG_MAX, ULONG_MAX + 1, -1, -(2**63), -(2**63) - 1]
+
+
+@pytest.mark.parametrize("count", RESTORED_COUNTS)
+def test_rlock_acquire_restore_counts_like_threading(RLock, count):
+    """What _acquire_restore makes of a count (3.14+ reads a Py_ssize_t and
+    holds the lock even at count 0), and what the owner can do then."""
+    me = threading.get_ident()
+
+    def scenario(lock):
+        steps = [outcome(lambda: lock._acquire_restore((count, me)))]
+        if steps[0][0] != "ok":
+            return steps
+        steps += [repr(lock).split()[0], owner_and_count(lock), lock._is_owned(),
+                  start(lambda: lock.acquire(False)).join_result()]
+        steps += [outcome(lock.release), owner_and_count(lock), lock._is_owned()]
+        steps += [outcome(lambda: lock.acquire(False)), owner_and_count(lock)]
+        steps += [outcome(lock._release_save), owner_and_count(lock), lock._is_owned()]
+        return steps
+
+    assert scenario(RLock()) == scenario(threading.RLock())
+
+
+@pytest.mark.parametrize("state", [(1.5, 1), 1, (1,), (1, 2, 3), "ab", (1, "x")], ids=repr)
+def test_rlock_acquire_restore_errors_like_threading(RLock, state):
+    assert outcome(lambda: RLock()._acquire_restore(state)) == \
+        outcome(lambda: threading.RLock()._acquire_restore(state))
 
 
 # ---- Condition, Semaphore, Barrier ----------------------------------------------------

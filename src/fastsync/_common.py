@@ -22,3 +22,61 @@ def type_name(obj):
 
 def cannot_pickle(obj):
     return TypeError(f"cannot pickle {type_name(obj)!r} object")
+
+
+class _ComparisonProbe:
+    """A timeout that records which comparison Condition.wait makes with it."""
+
+    seen = ""
+
+    def __gt__(self, other):
+        _ComparisonProbe.seen = ">"
+        return False
+
+    def __le__(self, other):
+        _ComparisonProbe.seen = "<="
+        return True
+
+
+def _wait_tests_not_positive_with_le():
+    # Both answers mean "don't wait", so the probe never blocks.
+    import _thread
+    import threading
+
+    condition = threading.Condition(_thread.allocate_lock())
+    with condition:
+        condition.wait(_ComparisonProbe())
+    return _ComparisonProbe.seen == "<="
+
+
+# threading's Condition.wait (and so Event.wait and Semaphore.acquire) decides
+# whether to wait with `timeout > 0` up to 3.13 and with `timeout <= 0` since:
+# a NaN timeout then goes on to the lock, which refuses it with ValueError,
+# and an incomparable one's TypeError names '<='.  Asked of threading itself.
+WAIT_TESTS_LE = _wait_tests_not_positive_with_le()
+
+# threading.RLock() has never used arguments: it ignored them silently up to
+# 3.12, with a DeprecationWarning in 3.13 and 3.14, and refuses them since.
+RLOCK_TAKES_ARGUMENTS = sys.version_info < (3, 15)
+RLOCK_ARGUMENTS_WARN = sys.version_info >= (3, 13)
+RLOCK_ARGUMENTS_WARNING = "Passing arguments to RLock is deprecated and will be removed in 3.15"
+
+
+def _threading_rlock():
+    import threading
+
+    return threading.RLock
+
+
+_THREADING_RLOCK = _threading_rlock()   # captured before fastsync.patch() can replace it
+
+
+def check_rlock_arguments(args, kwargs, stacklevel):
+    """Do what threading.RLock(*args, **kwargs) does with the arguments."""
+    if not RLOCK_TAKES_ARGUMENTS:
+        _THREADING_RLOCK(*args, **kwargs)   # raises threading's own TypeError
+        raise TypeError("RLock() takes no arguments")
+    if RLOCK_ARGUMENTS_WARN:
+        import warnings
+
+        warnings.warn(RLOCK_ARGUMENTS_WARNING, DeprecationWarning, stacklevel=stacklevel + 1)

@@ -27,11 +27,13 @@ import sys
 import warnings
 
 from fastsync._barrier import BrokenBarrierError, make_barrier_class
-from fastsync._common import ISSET_WARNING, ISSET_WARNS, NOTIFYALL_WARNING, cannot_pickle, type_name
+from fastsync._common import (ISSET_WARNING, ISSET_WARNS, NOTIFYALL_WARNING, WAIT_TESTS_LE, cannot_pickle,
+                              check_rlock_arguments, type_name)
 from fastsync._env import NO_SPIN, env_flag
 
 cdef extern from "Python.h":
     unsigned long PyLong_AsUnsignedLongMask(object) except? -1
+    Py_ssize_t PyLong_AsSsize_t(object) except? -1
 
 cdef extern from "fs_wait.h":
     const char *FS_WAIT_BACKEND_NAME
@@ -135,10 +137,24 @@ cdef extern from *:
     typedef PyObject *(*fastsync_exit_fn)(PyObject *self);
     static fastsync_exit_fn fastsync_exit_impl[4];
 
+    /* Since 3.15 the __exit__ of _thread's locks takes exactly three
+     * arguments; Lock's and RLock's (slots 0 and 1) then do too.  A `with`
+     * passes three, so it never reaches the flag. */
+    static int fastsync_exit_strict[4];
+    static int fastsync_lock_exit_takes_three;
+
+    static PyObject *fastsync_exit_refuse(Py_ssize_t nargs)
+    {
+        PyErr_Format(PyExc_TypeError, "__exit__ expected 3 arguments, got %zd", nargs);
+        return NULL;
+    }
+
     #define FASTSYNC_EXIT(n) \
         static PyObject *fastsync_exit_##n(PyObject *self, PyObject *const *args, \
                                            Py_ssize_t nargs) \
-        { (void)args; (void)nargs; return fastsync_exit_impl[n](self); }
+        { (void)args; \
+          if (nargs != 3 && fastsync_exit_strict[n]) return fastsync_exit_refuse(nargs); \
+          return fastsync_exit_impl[n](self); }
     FASTSYNC_EXIT(0)
     FASTSYNC_EXIT(1)
     FASTSYNC_EXIT(2)
@@ -150,6 +166,10 @@ cdef extern from *:
     static PyMethodDef fastsync_exit_defs[4] = {
         FASTSYNC_EXIT_DEF(0), FASTSYNC_EXIT_DEF(1), FASTSYNC_EXIT_DEF(2), FASTSYNC_EXIT_DEF(3)
     };
+    #define FASTSYNC_EXIT3_DEF(n) \
+        {"__exit__", (PyCFunction)(void (*)(void))fastsync_exit_##n, METH_FASTCALL, \
+         "__exit__($self, exc_type, exc_value, exc_tb, /)\\n--\\n\\nRelease; the arguments are ignored."}
+    static PyMethodDef fastsync_exit3_defs[2] = { FASTSYNC_EXIT3_DEF(0), FASTSYNC_EXIT3_DEF(1) };
 
     static int fastsync_install_exit(PyObject *type, int slot, fastsync_exit_fn impl)
     {
@@ -157,7 +177,9 @@ cdef extern from *:
         PyObject *method;
         int failed;
         fastsync_exit_impl[slot] = impl;
-        method = PyDescr_NewMethod(tp, &fastsync_exit_defs[slot]);
+        fastsync_exit_strict[slot] = slot < 2 && fastsync_lock_exit_takes_three;
+        method = PyDescr_NewMethod(tp, fastsync_exit_strict[slot] ? &fastsync_exit3_defs[slot]
+                                                                  : &fastsync_exit_defs[slot]);
         if (method == NULL)
             return -1;
         failed = PyDict_SetItemString(tp->tp_dict, "__exit__", method);
@@ -168,6 +190,19 @@ cdef extern from *:
     """
     ctypedef object (*fastsync_exit_fn)(object)
     int fastsync_install_exit(object type, int slot, fastsync_exit_fn impl) except -1
+    int fastsync_lock_exit_takes_three
+
+
+def _lock_exit_takes_three():
+    lock = _thread.allocate_lock()
+    lock.acquire()
+    try:
+        lock.__exit__(None, None, None, None)
+    except TypeError:
+        return True
+    return False
+
+fastsync_lock_exit_takes_three = _lock_exit_takes_three()
 
 
 __all__ = ["Barrier", "BoundedSemaphore", "Condition", "Event", "Lock", "RLock", "Semaphore"]
@@ -190,8 +225,8 @@ _index = __import__("operator").index
 cdef int raise_stdlib_error(object blocking, object timeout) except -1:
     """Raise what threading raises for acquire(blocking, timeout).
 
-    Returns 0 if threading accepts the arguments after all (only for the
-    __int__-only types that 3.9 still takes with a DeprecationWarning)."""
+    Returns 0 if threading accepts the arguments after all (a timeout that
+    has only __float__, which 3.15 takes)."""
     probe = _stdlib_allocate_lock()
     if probe.acquire(blocking, timeout):   # never blocks: the lock is new
         probe.release()
@@ -219,7 +254,7 @@ cdef int64_t seconds_to_ns(object timeout) except? -2:
             timeout = _index(timeout)
         except TypeError:
             raise_stdlib_error(True, timeout)
-            timeout = int(timeout)   # 3.9 accepted it through __int__
+            return seconds_to_ns(float(timeout))   # accepted through __float__ (3.15)
     whole = PyLong_AsLongLongAndOverflow(timeout, &overflow)
     if overflow or not (-9223372036 <= whole <= 9223372036):
         return -2
@@ -283,14 +318,23 @@ cdef inline int64_t timeout_for(object blocking, object timeout) except -2:
     return acquire_timeout_ns(blocking, timeout)
 
 
+# How threading's Condition.wait tells a timeout to wait for from one that
+# only asks for a try: `timeout > 0` up to 3.13, `not timeout <= 0` since,
+# which lets NaN through to the lock's refusal (see fastsync._common).
+cdef bint WAIT_TESTS_LE_C = WAIT_TESTS_LE
+
+
 cdef inline bint is_positive(object timeout) except -1:
-    """`timeout > 0`, without the generic comparison for int and float.
-    The two cheapest answers stay inline at the call site (wait(0) is timed
-    against an empty call); the rest is a call."""
+    """Whether threading's Condition.wait would wait for `timeout`, without
+    the generic comparison for int and float.  The two cheapest answers stay
+    inline at the call site (wait(0) is timed against an empty call); the
+    rest is a call.  NaN counts as positive where threading then refuses it."""
     if timeout is ZERO:
         return False
     if type(timeout) is float:
-        return PyFloat_AS_DOUBLE(timeout) > 0    # False for NaN, as in Python
+        if PyFloat_AS_DOUBLE(timeout) > 0:
+            return True
+        return WAIT_TESTS_LE_C and isnan(PyFloat_AS_DOUBLE(timeout))
     return is_positive_other(timeout)
 
 
@@ -298,6 +342,8 @@ cdef bint is_positive_other(object timeout) except -1:
     cdef int overflow
     if type(timeout) is int:
         return PyLong_AsLongLongAndOverflow(timeout, &overflow) > 0 or overflow > 0
+    if WAIT_TESTS_LE_C:
+        return not timeout <= 0
     return timeout > 0
 
 
@@ -568,14 +614,33 @@ cdef inline unsigned long thread_id() noexcept nogil:
     return fastsync_thread_ident()
 
 
+# 3.14 rebuilt _thread.RLock on a recursive mutex whose depth beyond the
+# first level is a size_t, like our `extra`: whoever is recorded as owner owns
+# it even at depth 0 (which _acquire_restore((0, me)) makes), the depth wraps
+# around instead of overflowing, _acquire_restore reads the count as a
+# Py_ssize_t, and _release_save refuses unless the caller owns the lock.
+# Asked of _thread: a count above sys.maxsize is refused only by the new one.
+def _rlock_is_recursive_mutex():
+    probe = _thread.RLock()
+    try:
+        probe._acquire_restore((sys.maxsize + 1, 1))
+    except OverflowError:
+        return True
+    return False
+
+cdef bint RLOCK_IS_RECURSIVE_MUTEX = _rlock_is_recursive_mutex()
+_stdlib_rlock = _thread.RLock
+
+
 cdef class RLock:
     """A reentrant lock, like threading.RLock; only its owner may release it."""
 
     cdef fs_rlock _rlock   # all-zero (unlocked, no owner) from allocation
     cdef object __weakref__
 
-    def __init__(self):
-        pass
+    def __init__(self, *args, **kwargs):
+        if args or kwargs:
+            check_rlock_arguments(args, kwargs, stacklevel=1)   # Cython adds no frame
 
     @cython.final
     cdef inline bint _acquire(self, int64_t timeout_ns) except -1:
@@ -592,7 +657,11 @@ cdef class RLock:
     cdef bint _acquire_held(self, uintptr_t me, int64_t timeout_ns) except -1:
         """_acquire when the lock is held: by this thread, or another one."""
         cdef uintptr_t count = fs_rlock_owned_count(&self._rlock, me)
-        if count != 0:
+        if RLOCK_IS_RECURSIVE_MUTEX:
+            if fs_load_uptr_relaxed(&self._rlock.owner) == me:
+                fs_rlock_set_count(&self._rlock, count + 1)   # wraps, as 3.14's does
+                return True
+        elif count != 0:
             if count >= FS_RLOCK_COUNT_MAX:
                 raise OverflowError("Internal lock count overflowed")
             fs_rlock_set_count(&self._rlock, count + 1)
@@ -615,8 +684,23 @@ cdef class RLock:
     @cython.final
     cdef inline int _release_one(self) except -1:
         if not fs_rlock_release_one(&self._rlock, thread_id()):
-            raise RuntimeError("cannot release un-acquired lock")
+            return self._release_unowned()
         return 0
+
+    @cython.final
+    cdef int _release_unowned(self) except -1:
+        """release() when fs_rlock_release_one refused: the owner at depth 0
+        counts down from it on 3.14+ (wrapping); anyone else may not."""
+        if RLOCK_IS_RECURSIVE_MUTEX and self._owned(thread_id()):
+            fs_rlock_set_count(&self._rlock, <uintptr_t>0 - 1)
+            return 0
+        raise RuntimeError("cannot release un-acquired lock")
+
+    @cython.final
+    cdef bint _owned(self, uintptr_t me) noexcept:
+        if RLOCK_IS_RECURSIVE_MUTEX:
+            return fs_load_uptr_relaxed(&self._rlock.owner) == me
+        return fs_rlock_is_owned(&self._rlock, me)
 
     def release(self):
         """Undo one acquire(); RuntimeError unless this thread holds the lock."""
@@ -629,28 +713,40 @@ cdef class RLock:
         return fs_lock_is_locked(&self._rlock.lock)
 
     def _is_owned(self):
-        return fs_rlock_is_owned(&self._rlock, thread_id())
+        return self._owned(thread_id())
 
     def _recursion_count(self):
         return fs_rlock_owned_count(&self._rlock, thread_id())
 
     def _release_save(self):
-        # Like CPython, this checks only that the lock is held, not by whom;
-        # threading.Condition checks ownership before calling it.
+        # Up to 3.13, like CPython's, this checks only that the lock is held,
+        # not by whom; since then only the owner may.
         cdef uintptr_t count = fs_rlock_count(&self._rlock)
         cdef uintptr_t owner = fs_load_uptr_relaxed(&self._rlock.owner)
-        if count == 0:
+        if RLOCK_IS_RECURSIVE_MUTEX:
+            if owner != thread_id():
+                raise RuntimeError("cannot release un-acquired lock")
+        elif count == 0:
             raise RuntimeError("cannot release un-acquired lock")
         fs_rlock_release_all(&self._rlock)
+        if RLOCK_IS_RECURSIVE_MUTEX:
+            return (<Py_ssize_t>count, owner)   # 3.14+ hands the count back signed
         return (count, owner)
 
     def _acquire_restore(self, state, /):
         cdef unsigned long count, owner
-        if not (isinstance(state, (tuple, list)) and len(state) == 2):
-            raise TypeError("_acquire_restore() argument 1 must be a 2-item "
-                            f"sequence, not {type(state).__name__}")
-        count = PyLong_AsUnsignedLongMask(_index(state[0]))
-        owner = PyLong_AsUnsignedLongMask(_index(state[1]))
+        try:
+            if not (isinstance(state, (tuple, list)) and len(state) == 2):
+                raise TypeError
+            if RLOCK_IS_RECURSIVE_MUTEX:
+                count = <unsigned long>PyLong_AsSsize_t(_index(state[0]))
+            else:
+                count = PyLong_AsUnsignedLongMask(_index(state[0]))
+            owner = PyLong_AsUnsignedLongMask(_index(state[1]))
+        except (TypeError, OverflowError):
+            # The interpreter's own lock raises the error threading gives.
+            _stdlib_rlock()._acquire_restore(state)
+            raise
         if not fs_lock_try_acquire(&self._rlock.lock):
             lock_acquire_blocking(&self._rlock.lock, -1)
         fs_rlock_take(&self._rlock, owner, count)
@@ -661,7 +757,10 @@ cdef class RLock:
     def __repr__(self):
         count = fs_rlock_count(&self._rlock)
         owner = fs_load_uptr_relaxed(&self._rlock.owner)
-        state = "locked" if count else "unlocked"
+        if RLOCK_IS_RECURSIVE_MUTEX:   # held at depth 0 reads as locked too
+            state = "locked" if fs_lock_is_locked(&self._rlock.lock) else "unlocked"
+        else:
+            state = "locked" if count else "unlocked"
         return (f"<{state} {type_name(self)} object owner={owner} count={count} "
                 f"at {id(self):#x}>")
 
@@ -724,7 +823,8 @@ cdef class Event:
         cdef int64_t timeout_ns = -1
         if timeout is not None:
             # threading.Event compares with 0 first: same errors, same results
-            # for NaN and negative values.
+            # for NaN (refused by acquire_timeout_ns where it counts as
+            # positive) and negative values.
             if not is_positive(timeout):
                 return fs_event_is_set(&self._event)
             timeout_ns = acquire_timeout_ns(True, timeout)
@@ -826,7 +926,7 @@ cdef class Semaphore:
             return False
         if timeout is not None:
             _monotonic() + timeout          # threading's TypeError for non-numbers
-            if not is_positive(timeout):   # negative, zero or NaN: don't wait
+            if not is_positive(timeout):   # negative, zero (or NaN before 3.14): don't wait
                 return fs_semaphore_try_acquire(&self._sem)
             timeout_ns = acquire_timeout_ns(True, timeout)
         return semaphore_acquire_blocking(&self._sem, timeout_ns)
@@ -974,11 +1074,18 @@ cdef class Condition:
         return self._lock.__enter__()
 
     def __exit__(self, *args):
-        if self._kind == FS_LOCK:
-            return lock_exit(self._lock)
-        if self._kind == FS_RLOCK:
-            return rlock_exit(self._lock)
+        # Other than three arguments: whatever the lock's own __exit__ says
+        # (since 3.15 _thread's, and so ours, refuse them).
+        if len(args) == 3:
+            if self._kind == FS_LOCK:
+                return lock_exit(self._lock)
+            if self._kind == FS_RLOCK:
+                return rlock_exit(self._lock)
         return self._lock.__exit__(*args)
+
+    def locked(self):
+        """The lock's locked() (threading's Condition has it since 3.14)."""
+        return self._lock.locked()
 
     def _is_owned(self):
         return self._owned()
@@ -986,7 +1093,7 @@ cdef class Condition:
     @cython.final
     cdef bint _owned(self) except -1:
         if self._kind == FS_RLOCK:
-            return fs_rlock_is_owned(&(<RLock>self._lock)._rlock, thread_id())
+            return (<RLock>self._lock)._owned(thread_id())
         if self._kind == FS_LOCK:
             # A Lock has no owner; like threading, "held by someone" counts.
             return fs_lock_is_locked(&(<Lock>self._lock)._lock)

@@ -18,7 +18,8 @@ from typing import Any, NoReturn, Optional, Tuple
 
 from . import _cooperative
 from ._barrier import make_barrier_class
-from ._common import ISSET_WARNING, ISSET_WARNS, cannot_pickle, type_name
+from ._common import (ISSET_WARNING, ISSET_WARNS, WAIT_TESTS_LE, cannot_pickle, check_rlock_arguments,
+                      type_name)
 
 __all__ = ["Barrier", "BoundedSemaphore", "Condition", "Event", "Lock", "RLock", "Semaphore"]
 
@@ -90,8 +91,9 @@ class RLock(_Switched, _StdRLock):  # type: ignore[misc]  # typeshed marks it fi
 
     __slots__ = ()   # the base class already supports weak references
 
-    def __init__(self) -> None:
-        pass
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if args or kwargs:
+            check_rlock_arguments(args, kwargs, stacklevel=2)
 
     # acquire, release, __enter__, __exit__, _is_owned, _release_save,
     # _acquire_restore and _at_fork_reinit are the base class's own.
@@ -109,7 +111,9 @@ class RLock(_Switched, _StdRLock):  # type: ignore[misc]  # typeshed marks it fi
 
     def __repr__(self) -> str:
         owner, count = _owner_and_count(self)
-        state = "locked" if count else "unlocked"
+        # Since 3.14 a lock can be held at count 0 (_acquire_restore((0, me))),
+        # and the base class's repr then says "locked", as locked() does.
+        state = "locked" if count or self.locked() else "unlocked"
         return (f"<{state} {type_name(self)} object owner={owner} count={count} "
                 f"at {id(self):#x}>")
 
@@ -159,16 +163,30 @@ class Event(_Switched):
         with self._mutex:
             self._flag = False
 
-    def wait(self, timeout: Optional[float] = None) -> bool:
-        """Block until the flag is set or the timeout (seconds) passes.
+    # threading's test of the timeout before waiting (see WAIT_TESTS_LE), chosen
+    # here once: wait() on a set event and wait(0) pay for no other choice.
+    if WAIT_TESTS_LE:
+        def wait(self, timeout: Optional[float] = None) -> bool:
+            """Block until the flag is set or the timeout (seconds) passes.
 
-        Returns True if the flag was set, False on timeout."""
-        if self._flag:
-            return True
-        # threading.Event compares with 0 first: same errors, same results
-        # for NaN and negative values.
-        if timeout is not None and not timeout > 0:
-            return self._flag
+            Returns True if the flag was set, False on timeout."""
+            if self._flag:
+                return True
+            if timeout is not None and timeout <= 0:
+                return self._flag
+            return self._wait(timeout)    # NaN too: the lock refuses it
+    else:
+        def wait(self, timeout: Optional[float] = None) -> bool:
+            """Block until the flag is set or the timeout (seconds) passes.
+
+            Returns True if the flag was set, False on timeout."""
+            if self._flag:
+                return True
+            if timeout is not None and not timeout > 0:
+                return self._flag
+            return self._wait(timeout)
+
+    def _wait(self, timeout: Optional[float]) -> bool:
         waiter = _allocate_lock()
         waiter.acquire()
         with self._mutex:
@@ -183,8 +201,9 @@ class Event(_Switched):
                 woken = waiter.acquire(True, timeout)
         finally:
             if not woken:
-                # Timed out, or a signal handler raised: leave the list,
-                # unless set() already took us off it (then we were woken).
+                # Timed out, refused the timeout, or a signal handler raised:
+                # leave the list, unless set() already took us off it (then
+                # we were woken).
                 with self._mutex:
                     try:
                         self._waiters.remove(waiter)
@@ -215,6 +234,13 @@ class Condition(_Switched, _StdCondition):
 
     def __init__(self, lock: Any = None) -> None:
         super().__init__(RLock() if lock is None else lock)
+
+    # threading's Condition has locked() since 3.14 (an attribute set in
+    # __init__, which takes precedence); fastsync's has it everywhere, as its
+    # RLock has.
+    def locked(self) -> bool:
+        """The lock's locked()."""
+        return self._lock.locked()  # type: ignore[attr-defined]  # private
 
     def __reduce_ex__(self, protocol: Any) -> NoReturn:
         raise cannot_pickle(self)
@@ -259,8 +285,10 @@ class Semaphore(_Switched, _StdSemaphore):
         Returns True if a slot was taken, False if not (timeout in seconds)."""
         if not blocking and timeout is not None:
             raise ValueError("can't specify timeout for non-blocking acquire")
-        if timeout is not None and timeout != timeout:
-            timeout = 0   # NaN: threading would wait for ever; don't wait at all
+        if timeout is not None and timeout != timeout and not WAIT_TESTS_LE:
+            # NaN: threading up to 3.13 would wait for ever; don't wait at all.
+            # Later ones refuse it in Condition.wait, as wait_for below does.
+            timeout = 0
         cond = self._cond
         with cond:
             if self._value == 0:
