@@ -3,7 +3,8 @@
 The extension is optional: if it can't be compiled the install still succeeds
 with the pure-Python backend, after a loud warning.  FASTSYNC_REQUIRE_EXTENSIONS=1
 (or CIBUILDWHEEL=1) makes a failed compile an error instead, and
-FASTSYNC_NO_EXTENSIONS=1 skips compiling altogether.
+FASTSYNC_NO_EXTENSIONS=1 skips compiling altogether, and so does a
+free-threaded Python.
 """
 
 import glob
@@ -11,6 +12,7 @@ import importlib.util
 import os
 import platform
 import sys
+import sysconfig
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -30,6 +32,10 @@ def _load_env_module():
 env = _load_env_module()
 REQUIRE_EXTENSIONS = env.env_flag(env.REQUIRE_EXTENSIONS) or env.env_flag("CIBUILDWHEEL")
 SKIP_EXTENSIONS = env.env_flag(env.NO_EXTENSIONS) or platform.python_implementation() != "CPython"
+# A free-threaded CPython (3.13t and later) would turn the GIL back on to load
+# an extension that doesn't declare itself safe without it, and this one has
+# not been run there yet: such a build gets the pure-Python backend.
+FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 
 # FASTSYNC_C_BACKEND=posix builds over the generic POSIX wait layer instead of
 # the platform's own (futex on Linux); csrc/fs_wait.h picks the default.
@@ -95,8 +101,23 @@ def _read(path):
         return file.read()
 
 
+FREE_THREADED_BANNER = """
+********************************************************************************
+fastsync's compiled extension is not built on a free-threaded Python: it has
+not been verified without the GIL, and loading it would turn the GIL back on
+for the whole process.  fastsync is installed with its pure-Python backend.
+********************************************************************************
+"""
+
+
 def extensions():
     if SKIP_EXTENSIONS:
+        return []
+    if FREE_THREADED:
+        if REQUIRE_EXTENSIONS:
+            sys.exit("fastsync: FASTSYNC_REQUIRE_EXTENSIONS is set, but the compiled extension "
+                     "is not built on a free-threaded Python")
+        sys.stderr.write(FREE_THREADED_BANNER)
         return []
     from Cython.Build import cythonize
 

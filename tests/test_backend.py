@@ -111,3 +111,32 @@ def test_missing_extension_falls_back_quietly():
 
 def test_fallback_warning_is_a_runtime_warning():
     assert issubclass(fastsync.FallbackWarning, RuntimeWarning)
+
+
+# setup.py on a free-threaded CPython, simulated: it must declare no extension
+# (loading one would turn the GIL back on) and say why, or refuse when the
+# extension is required.
+FREE_THREADED_SETUP = """
+import runpy, setuptools, sysconfig
+real = sysconfig.get_config_var
+sysconfig.get_config_var = lambda name: 1 if name == "Py_GIL_DISABLED" else real(name)
+declared = {}
+setuptools.setup = lambda **kwargs: declared.update(kwargs)
+runpy.run_path("setup.py", run_name="__main__")
+print(len(declared["ext_modules"]))
+"""
+
+
+@pytest.mark.skipif(platform.python_implementation() != "CPython",
+                    reason="setup.py declares no extension on PyPy, free-threaded or not")
+def test_setup_builds_no_extension_on_a_free_threaded_python():
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {key: value for key, value in os.environ.items()
+           if key not in (NO_EXTENSIONS, "FASTSYNC_REQUIRE_EXTENSIONS", "CIBUILDWHEEL")}
+    result = run_python(FREE_THREADED_SETUP, env=env, replace_env=True, cwd=repo)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0"]
+    assert "free-threaded" in result.stderr
+    env["FASTSYNC_REQUIRE_EXTENSIONS"] = "1"
+    result = run_python(FREE_THREADED_SETUP, env=env, replace_env=True, cwd=repo)
+    assert result.returncode != 0 and "free-threaded" in result.stderr
