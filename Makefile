@@ -1,30 +1,29 @@
 # Everyday commands.  PYTHON picks the interpreter: make test PYTHON=python3.13
+# They run in a virtual environment: PYTHON's own if it runs in one, else the
+# project's .venv, made from PYTHON (tools/project-python).
 PYTHON ?= python3
+RUN = py=$$(sh tools/project-python "$(PYTHON)") && "$$py"
 
 .PHONY: test bench bench-quick check-c lint clean
 
 # Install fastsync (compiling the extension) with its test tools, then run the suite.
 test:
-	$(PYTHON) -m pip install --quiet --no-cache-dir ".[test]"
-	$(PYTHON) -m pytest
+	$(RUN) -m pip install --quiet --no-cache-dir ".[test]" && "$$py" -m pytest
 
 # Install fastsync and compare it with threading.
 bench:
-	$(PYTHON) -m pip install --quiet --no-cache-dir .
-	$(PYTHON) bench/run.py
+	$(RUN) -m pip install --quiet --no-cache-dir . && "$$py" bench/run.py
 
 bench-quick:
-	$(PYTHON) -m pip install --quiet --no-cache-dir .
-	$(PYTHON) bench/run.py --quick
+	$(RUN) -m pip install --quiet --no-cache-dir . && "$$py" bench/run.py --quick
 
 # The C layer's own tests (see csrc/Makefile for PLATFORM, SANITIZE, RUNNER).
 check-c:
 	$(MAKE) -C csrc check
 
 lint:
-	$(PYTHON) -m ruff check src tests bench setup.py
-	MYPYPATH=src $(PYTHON) -m mypy src/fastsync tests/check_types.py
+	$(RUN) -m ruff check src tests bench setup.py && MYPYPATH=src "$$py" -m mypy src/fastsync tests/check_types.py
 
 clean:
-	rm -rf build dist src/*.egg-info src/fastsync/_compiled.c src/fastsync/*.so src/fastsync/*.html
+	rm -rf build dist src/*.egg-info src/fastsync/_compiled.c src/fastsync/*.so src/fastsync/*.html .venv
 	-$(MAKE) -C csrc clean
