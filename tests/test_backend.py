@@ -116,12 +116,20 @@ def test_fallback_warning_is_a_runtime_warning():
 # setup.py on a free-threaded CPython, simulated: it must declare no extension
 # (loading one would turn the GIL back on) and say why, or refuse when the
 # extension is required.
+# setuptools is replaced by a stand-in that records what setup() is given
+# (a test environment need not have setuptools: 3.12+ venvs come without).
 FREE_THREADED_SETUP = """
-import runpy, setuptools, sysconfig
+import runpy, sys, sysconfig, types
 real = sysconfig.get_config_var
 sysconfig.get_config_var = lambda name: 1 if name == "Py_GIL_DISABLED" else real(name)
 declared = {}
+setuptools = types.ModuleType("setuptools")
+setuptools.Extension = object
 setuptools.setup = lambda **kwargs: declared.update(kwargs)
+build_ext = types.ModuleType("setuptools.command.build_ext")
+build_ext.build_ext = object
+sys.modules.update({"setuptools": setuptools, "setuptools.command": types.ModuleType("setuptools.command"),
+                    "setuptools.command.build_ext": build_ext})
 runpy.run_path("setup.py", run_name="__main__")
 print(len(declared["ext_modules"]))
 """
