@@ -152,7 +152,9 @@ static uint32_t lock_asker_generation(void)
 int fs_lock_release_slow(fs_lock *lock, uint32_t state)
 {
     for (;;) {
-        if (!(state & FS_LOCK_HELD))
+        /* A lock handed over is the asker's, though it has not yet run: as
+         * if it had taken the lock, and this release had come before. */
+        if (!(state & FS_LOCK_HELD) || (state & FS_LOCK_HANDED))
             return 0;
         if ((state & FS_LOCK_HANDOFF_ASKED)
                 && (state & LOCK_ASKER_BITS) == lock_asker_generation()) {
@@ -160,7 +162,7 @@ int fs_lock_release_slow(fs_lock *lock, uint32_t state)
             uint32_t next = (state & ~(FS_LOCK_HANDOFF_ASKED | LOCK_ASKER_BITS)) | FS_LOCK_HANDED;
             if (fs_cas_u32(&lock->state, &state, next)) {
                 fs_fetch_add_u32(&lock->handoffs, 1);
-                fs_wake_all(&lock->handoffs);   /* only the asker sleeps there */
+                fs_wake_all(&lock->handoffs);   /* the asker, and any dozers */
                 return 1;
             }
         } else if (fs_cas_u32(&lock->state, &state, FS_LOCK_FREE)) {
@@ -224,11 +226,10 @@ static fs_result lock_await_handoff(fs_lock *lock, uint32_t handoffs,
 }
 
 /* A waiter that has waited longer than FS_LOCK_HANDOFF_AFTER_NS no longer
- * leaves it to chance: it takes a free lock at once, or asks for the next
- * release to hand it over.  Only one waiter asks at a time, the first to
- * find nobody asking.  A waiter looks when it starts to wait and whenever it
- * is woken, and the kernel wakes sleepers in the order they slept, so each
- * long waiter gets its turn. */
+ * leaves it to chance: it asks for the next release to hand the lock over.
+ * Only one waiter asks at a time, the first to find nobody asking.  A waiter
+ * looks when it starts to wait and whenever it is woken, and the kernel wakes
+ * sleepers in the order they slept, so each long waiter gets its turn. */
 static int lock_waited_long(const int64_t *waiting_since)
 { return fs_monotonic_ns() - *waiting_since >= FS_LOCK_HANDOFF_AFTER_NS; }
 
@@ -239,8 +240,31 @@ static int lock_may_ask(uint32_t state, const int64_t *waiting_since)
     return lock_waited_long(waiting_since);
 }
 
-fs_result fs_lock_sleep_until(fs_lock *lock, int64_t *waiting_since,
-                              int64_t deadline_ns, int64_t spin_ns)
+/* A waiter that was woken but found the lock retaken (the releasing thread
+ * held the GIL and ran on) and that may not ask yet sleeps until it may,
+ * without marking the lock, so that the holder's releases in the meantime
+ * make no system call.  It sleeps on `handoffs`, not on the lock's word,
+ * so it can't take a wake meant for the marked sleepers.  But it took the
+ * wake that released it, and the release cleared the mark: until it takes
+ * the lock (marked) or asks (which marks), the others depend on it.  So if
+ * it gives up instead, it passes the wake on.
+ * Returns FS_WAIT_WOKEN when it is time to look again. */
+static fs_wait_result lock_doze_until_may_ask(fs_lock *lock, const int64_t *waiting_since,
+                                              int64_t deadline_ns)
+{
+    int64_t may_ask_at = *waiting_since + FS_LOCK_HANDOFF_AFTER_NS;
+    int deadline_first = deadline_ns != FS_NO_DEADLINE && deadline_ns <= may_ask_at;
+    fs_wait_result waited = fs_wait(&lock->handoffs, fs_load_u32(&lock->handoffs),
+                                    deadline_first ? deadline_ns : may_ask_at);
+    if (waited == FS_WAIT_TIMED_OUT && !deadline_first)
+        return FS_WAIT_WOKEN;
+    if (waited != FS_WAIT_WOKEN)
+        fs_wake_one(&lock->state);
+    return waited;
+}
+
+fs_result fs_lock_wait_until(fs_lock *lock, int64_t *waiting_since,
+                             int64_t deadline_ns, int64_t spin_ns)
 {
     uint32_t state = fs_load_u32(&lock->state);
     if (*waiting_since == 0)
@@ -248,10 +272,6 @@ fs_result fs_lock_sleep_until(fs_lock *lock, int64_t *waiting_since,
     for (;;) {
         fs_wait_result waited;
         if (!(state & FS_LOCK_HELD)) {
-            /* A thread that has waited long takes a free lock here, without
-             * first winning the race for the GIL. */
-            if (!lock_waited_long(waiting_since))
-                return FS_WOKEN;
             if (fs_lock_try_acquire_contended(lock))
                 return FS_ACQUIRED;
             state = fs_load_u32(&lock->state);
@@ -273,15 +293,14 @@ fs_result fs_lock_sleep_until(fs_lock *lock, int64_t *waiting_since,
             state |= FS_LOCK_WAITERS;
         }
         waited = fs_spin_then_wait(&lock->state, state, deadline_ns, spin_ns);
+        state = fs_load_u32(&lock->state);
+        if (waited == FS_WAIT_WOKEN && (state & FS_LOCK_HELD)
+                && !lock_waited_long(waiting_since))
+            waited = lock_doze_until_may_ask(lock, waiting_since, deadline_ns);
         if (waited == FS_WAIT_INTERRUPTED)
             return FS_INTERRUPTED;
-        if (waited == FS_WAIT_TIMED_OUT)
-            return FS_TIMED_OUT;
-        /* Woken: a long waiter looks again here; any other goes back to
-         * its caller to try (holding the GIL, in Python), rather than sleep
-         * on at once and mark the lock so that every release wakes it. */
-        if (!lock_waited_long(waiting_since))
-            return FS_WOKEN;
+        if (waited == FS_WAIT_TIMED_OUT)   /* one last try */
+            return fs_lock_try_acquire_contended(lock) ? FS_ACQUIRED : FS_TIMED_OUT;
         state = fs_load_u32(&lock->state);
     }
 }
@@ -289,16 +308,7 @@ fs_result fs_lock_sleep_until(fs_lock *lock, int64_t *waiting_since,
 fs_result fs_lock_acquire_until(fs_lock *lock, int64_t deadline_ns, int64_t spin_ns)
 {
     int64_t waiting_since = 0;
-    for (;;) {
-        fs_result result;
-        if (fs_lock_try_acquire_contended(lock))
-            return FS_ACQUIRED;
-        result = fs_lock_sleep_until(lock, &waiting_since, deadline_ns, spin_ns);
-        if (result == FS_TIMED_OUT)   /* one last try */
-            return fs_lock_try_acquire_contended(lock) ? FS_ACQUIRED : FS_TIMED_OUT;
-        if (result != FS_WOKEN)
-            return result;
-    }
+    return fs_lock_wait_until(lock, &waiting_since, deadline_ns, spin_ns);
 }
 
 /* ---- Event ---- */

@@ -28,8 +28,7 @@ extern "C" {
 typedef enum {
     FS_ACQUIRED = 0,     /* the lock is ours / the event was set */
     FS_TIMED_OUT = 1,    /* the deadline passed first */
-    FS_INTERRUPTED = 2,  /* a signal arrived; nothing was acquired */
-    FS_WOKEN = 3         /* fs_lock_sleep_until only: woken, try again */
+    FS_INTERRUPTED = 2   /* a signal arrived; nothing was acquired */
 } fs_result;
 
 /* Monotonic time in nanoseconds (CLOCK_MONOTONIC, QueryPerformanceCounter). */
@@ -121,20 +120,22 @@ int fs_lock_release_slow(fs_lock *lock, uint32_t state);
  * "Spinning".  Returns FS_ACQUIRED, FS_TIMED_OUT or FS_INTERRUPTED. */
 fs_result fs_lock_acquire_until(fs_lock *lock, int64_t deadline_ns, int64_t spin_ns);
 
-/* The same protocol in two steps, for a caller that must retake a global
- * interpreter lock between attempts: try with fs_lock_try_acquire_contended
- * (holding the GIL), then wait with fs_lock_sleep_until (GIL released), and
- * repeat while it returns FS_WOKEN.  Taking a free lock only while holding
- * the GIL avoids a convoy in which a woken thread owns the lock but can't
- * run.  The exception is a thread that has waited longer than
- * FS_LOCK_HANDOFF_AFTER_NS: it takes the lock here, or is handed it.
+/* The blocking part of fs_lock_acquire_until, for a caller that first tries
+ * with fs_lock_try_acquire_contended itself (holding the GIL) and waits here
+ * with it released.  A woken waiter takes a free lock here, as
+ * threading.Lock's waiters do, rather than first competing for the GIL
+ * without it: the GIL is no fairer than the lock, and a thread that waits
+ * for it with nothing in hand can be passed over for many switch intervals.
+ * A waiter that has waited longer than FS_LOCK_HANDOFF_AFTER_NS asks to be
+ * handed the lock.
  *
  * waiting_since: the caller's own variable, 0 before its first call; the
- * time the wait began, from which that threshold counts.
- * Returns FS_WOKEN (try again), FS_ACQUIRED (the lock is the caller's),
- * FS_TIMED_OUT or FS_INTERRUPTED (nothing is held). */
-fs_result fs_lock_sleep_until(fs_lock *lock, int64_t *waiting_since,
-                              int64_t deadline_ns, int64_t spin_ns);
+ * time the wait began, from which that threshold counts.  A caller that
+ * handles FS_INTERRUPTED and waits again passes it unchanged.
+ * Returns FS_ACQUIRED (the lock is the caller's), FS_TIMED_OUT or
+ * FS_INTERRUPTED (nothing is held). */
+fs_result fs_lock_wait_until(fs_lock *lock, int64_t *waiting_since,
+                             int64_t deadline_ns, int64_t spin_ns);
 
 static inline void fs_lock_init(fs_lock *lock)
 {

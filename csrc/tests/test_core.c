@@ -390,9 +390,8 @@ static void *ask_until_deadline(void *arg)
     asker *a = (asker *)arg;
     int64_t waiting_since = 0, deadline = fs_deadline_after(MS(300));
     fs_store_u32(&a->asleep, 1);
-    a->result = fs_lock_sleep_until(&a->lock, &waiting_since, deadline, 0);
-    if (a->result == FS_WOKEN)   /* woken with the lock held: now it asks */
-        a->result = fs_lock_sleep_until(&a->lock, &waiting_since, deadline, 0);
+    /* Woken with the lock held, past the threshold: it asks. */
+    a->result = fs_lock_wait_until(&a->lock, &waiting_since, deadline, 0);
     return NULL;
 }
 
@@ -423,6 +422,81 @@ static void test_lock_handoff_ask_withdrawn(void)
     EXPECT(!(fs_load_u32(&a.lock.state) & FS_LOCK_HANDOFF_ASKED));
     EXPECT_EQ_INT(fs_lock_release(&a.lock), 1);
     EXPECT(!fs_lock_is_locked(&a.lock));
+}
+
+/* A lock handed over belongs to the asker, which has not yet run: another
+ * release then is refused (as of an unlocked lock, released before the asker
+ * took it) rather than free the lock under the asker, who would then never
+ * be told.  Set up directly, as no thread can be kept from taking it. */
+static void test_lock_release_refused_while_handed(void)
+{
+    fs_lock lock;
+    fs_lock_init(&lock);
+    fs_store_u32(&lock.state, FS_LOCK_HELD | FS_LOCK_WAITERS | FS_LOCK_HANDED);
+    EXPECT_EQ_INT(fs_lock_release(&lock), 0);
+    EXPECT_EQ_INT(fs_load_u32(&lock.state), FS_LOCK_HELD | FS_LOCK_WAITERS | FS_LOCK_HANDED);
+}
+
+/* A waiter woken by a release, that finds the lock retaken and may not ask
+ * yet, sleeps without the waiters' mark, which that release cleared.  If its
+ * deadline passes there, the thread still asleep behind it must not be left
+ * asleep, unmarked, while the lock goes free.  (test_interrupt.c has the same
+ * for an interrupt.) */
+typedef struct {
+    fs_lock *lock;
+    int64_t waiting_since, timeout_ns;
+    fs_atomic_u32 asleep, done;
+    fs_result result;
+} lock_sleeper;
+
+static void *lock_sleeper_main(void *arg)
+{
+    lock_sleeper *s = (lock_sleeper *)arg;
+    int64_t deadline = fs_deadline_after(s->timeout_ns);
+    fs_store_u32(&s->asleep, 1);
+    s->result = fs_lock_wait_until(s->lock, &s->waiting_since, deadline, 0);
+    fs_store_u32(&s->done, 1);
+    return NULL;
+}
+
+static void start_lock_sleeper(lock_sleeper *s, fs_lock *lock, int64_t waiting_since,
+                               int64_t timeout_ns, test_thread *t)
+{
+    s->lock = lock;
+    s->waiting_since = waiting_since;
+    s->timeout_ns = timeout_ns;
+    fs_store_u32(&s->asleep, 0);
+    fs_store_u32(&s->done, 0);
+    test_thread_start(t, lock_sleeper_main, s);
+    EXPECT(test_wait_for_u32(&s->asleep, 1, 5000));
+    test_sleep_ms(20);   /* asleep on the lock by now */
+}
+
+static void test_lock_dozer_that_gives_up_passes_the_wake_on(void)
+{
+    fs_lock lock;
+    lock_sleeper first, second;
+    test_thread first_thread, second_thread;
+    fs_lock_init(&lock);
+    EXPECT(fs_lock_try_acquire(&lock));
+    /* The first may not ask for a long time (its wait "began" in the future);
+     * its deadline comes first.  The second is an ordinary waiter. */
+    start_lock_sleeper(&first, &lock, fs_monotonic_ns() + MS(60000), MS(100), &first_thread);
+    start_lock_sleeper(&second, &lock, 0, MS(60000), &second_thread);
+    /* What a release followed at once by a retake leaves: the lock held, the
+     * mark cleared, one sleeper woken (the kernel wakes the first to sleep). */
+    fs_store_u32(&lock.state, FS_LOCK_HELD);
+    fs_wake_one(&lock.state);
+    test_thread_join(&first_thread);
+    EXPECT_EQ_INT(first.result, FS_TIMED_OUT);
+    EXPECT_EQ_INT(fs_lock_release(&lock), 1);
+    if (!test_wait_for_u32(&second.done, 1, 5000)) {
+        EXPECT(!"the second waiter was never woken");
+        fs_wake_all(&lock.state);   /* let it finish, so that the join returns */
+    }
+    test_thread_join(&second_thread);
+    EXPECT_EQ_INT(second.result, FS_ACQUIRED);
+    EXPECT_EQ_INT(fs_lock_release(&lock), 1);
 }
 
 #if !defined(_WIN32)
@@ -1093,6 +1167,8 @@ void run_core_tests(void)
     RUN(test_lock_handoff, 20);
     RUN(test_lock_waiter_is_handed_the_lock, 20);
     RUN(test_lock_handoff_ask_withdrawn, 5);
+    RUN(test_lock_release_refused_while_handed, 5);
+    RUN(test_lock_dozer_that_gives_up_passes_the_wake_on, 5);
 #if !defined(_WIN32)
     RUN(test_lock_handoff_dropped_after_fork, 5);
 #endif

@@ -52,7 +52,6 @@ cdef extern from "fastsync.h" nogil:
         FS_ACQUIRED
         FS_TIMED_OUT
         FS_INTERRUPTED
-        FS_WOKEN
     int64_t fs_deadline_after(int64_t timeout_ns)
     int64_t fs_monotonic_ns()
     fs_wait_result fs_spin_then_wait(fs_atomic_u32 *addr, uint32_t expected,
@@ -70,8 +69,8 @@ cdef extern from "fastsync.h" nogil:
     bint fs_lock_is_locked(const fs_lock *lock)
     bint fs_lock_release(fs_lock *lock)
     bint fs_lock_try_acquire_contended(fs_lock *lock)
-    fs_result fs_lock_sleep_until(fs_lock *lock, int64_t *waiting_since,
-                                  int64_t deadline_ns, int64_t spin_ns)
+    fs_result fs_lock_wait_until(fs_lock *lock, int64_t *waiting_since,
+                                 int64_t deadline_ns, int64_t spin_ns)
 
     unsigned long FS_RLOCK_COUNT_MAX
     ctypedef struct fs_atomic_uptr:
@@ -437,28 +436,21 @@ cdef inline void await_gil_release(int64_t spin_ns) noexcept nogil:
 # Blocking: the only places the GIL is released
 
 cdef bint lock_acquire_blocking(fs_lock *lock, int64_t timeout_ns) except -1:
-    """Wait for the lock; the caller's uncontended attempt has failed.  Each
-    attempt is made holding the GIL; a thread that waited long is handed the
-    lock instead (see fs_lock_sleep_until)."""
+    """Wait for the lock; the caller's uncontended attempt has failed."""
     cdef int64_t deadline = deadline_for(timeout_ns)
     cdef int64_t spin_ns = spin_ns_here()
     cdef int64_t waiting_since = 0
     cdef fs_result result
     while True:
-        if fs_lock_try_acquire_contended(lock):
-            return True
         with nogil:
             note_gil_released()
-            result = fs_lock_sleep_until(lock, &waiting_since, deadline, spin_ns)
-            if result == FS_WOKEN or result == FS_ACQUIRED:
+            result = fs_lock_wait_until(lock, &waiting_since, deadline, spin_ns)
+            if result == FS_ACQUIRED:
                 await_gil_release(spin_ns)
         note_gil_taken()
-        if result == FS_ACQUIRED:
-            return True
-        if result == FS_TIMED_OUT:
-            return fs_lock_try_acquire_contended(lock)
-        if result == FS_INTERRUPTED:
-            PyErr_CheckSignals()    # raises what a handler raised; nothing is held
+        if result != FS_INTERRUPTED:
+            return result == FS_ACQUIRED
+        PyErr_CheckSignals()    # raises what a handler raised; nothing is held
 
 
 cdef bint event_wait_blocking(fs_event *event, uint32_t observed_state,
