@@ -8,7 +8,7 @@ import sys
 import textwrap
 from typing import List, Optional
 
-from . import environment, fairness, report, runner, targets
+from . import busy, environment, fairness, report, runner, targets
 from .cases import CASES
 from .implementations import discover
 
@@ -43,6 +43,9 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
                              "contending one lock, each one's acquisitions and longest wait")
     parser.add_argument("--fairness-seconds", type=float, default=2.0, metavar="S",
                         help="how long each fairness scenario runs (default: 2)")
+    parser.add_argument("--busy", type=int, default=0, metavar="N",
+                        help="keep N CPU-bound processes running during the run (a busy "
+                             "machine), and stop them afterwards")
     parser.add_argument("--targets", action="store_true",
                         help="also check the speed targets of issues 3 and 4")
     # For the worker processes of the single-thread cases (see runner.py) only.
@@ -54,6 +57,8 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
         parser.error("--repeat must be at least 1")
     if args.processes is not None and args.processes < 1:
         parser.error("--processes must be at least 1")
+    if args.busy < 0:
+        parser.error("--busy must not be negative")
     return args
 
 
@@ -70,6 +75,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     if args.worker:
         return worker(args)
+    with busy.busy_processes(args.busy) as busy_pids:
+        return run(args, busy_pids)
+
+
+def run(args: argparse.Namespace, busy_pids: List[int]) -> int:
+    busy_line = (f"{'Busy':<9} {len(busy_pids)} CPU-bound processes ran throughout "
+                 f"(pids {', '.join(map(str, busy_pids))})") if busy_pids else None
     cases = [c for c in CASES
              if not args.only or any(t.lower() in f"{c.name} {c.title}".lower() for t in args.only)]
     if not cases:
@@ -87,6 +99,8 @@ def main(argv: Optional[List[str]] = None) -> int:
               "PYTHONPATH=src after building it in place", file=sys.stderr)
         return EXIT_USAGE
     if args.fairness:
+        if busy_line:
+            print(busy_line)
         fairness.run(args.fairness_seconds)
         return 0
     if args.plot:
@@ -102,10 +116,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         settings = dataclasses.replace(settings, processes=args.processes)
     implementations, missing = discover()
     env = environment.collect()
+    env["machine"]["busy_processes"] = len(busy_pids)
     print("fastsync benchmark" + (" (--quick: a smoke run, rough numbers)" if args.quick else ""))
     print(report.header(environment.describe(env), settings, implementations))
-    warning = environment.busy_warning(env)
-    if warning:
+    if busy_line:
+        print(busy_line)
+    warnings = [environment.build_warning(env)]
+    if not busy_pids:   # a load of our own making is the point
+        warnings.append(environment.busy_warning(env))
+    for warning in filter(None, warnings):
         print(warning)
     sys.stdout.flush()
 

@@ -6,6 +6,7 @@ import os
 import platform
 import subprocess
 import sys
+import sysconfig
 from typing import Dict, Optional
 
 
@@ -21,6 +22,7 @@ def describe(env: Dict[str, Dict[str, object]]) -> Dict[str, str]:
     others = f"; fastrlock {fs['fastrlock']}" if fs["fastrlock"] else ""
     return {
         "Python": f"{py['implementation']} {py['version']} ({py['build']}{gil})",
+        "Build": str(py["optimization"]),
         "fastsync": (f"{fs['version']} from {fs['location']}; default backend "
                      f"{fs['default_backend']!r}; {backends}{others}"),
         "Machine": (f"{machine['cpu']}, {machine['cpus']} CPUs ({machine['usable_cpus']} usable); "
@@ -37,7 +39,32 @@ def _python() -> Dict[str, object]:
         "compiler": platform.python_compiler(),
         "executable": sys.executable,
         "gil_enabled": None if is_gil_enabled is None else is_gil_enabled(),
+        "optimization": optimization(),
     }
+
+
+NOT_OPTIMIZED = "not an optimized build"
+
+
+def optimization() -> str:
+    """How the interpreter was optimized, from its configure flags.  An
+    unoptimized CPython's threading costs about twice an optimized one's,
+    which overstates fastsync's lead."""
+    implementation = platform.python_implementation()
+    if implementation != "CPython":
+        return f"{implementation}: not a CPython build"
+    flags = sysconfig.get_config_var("CONFIG_ARGS")
+    if not flags:   # Windows and some embedders record none
+        return "optimization unknown (no configure flags recorded)"
+    found = [name for flag, name in (("--enable-optimizations", "PGO"), ("--with-lto", "LTO"))
+             if flag in flags]
+    if found:
+        return "optimized build (" + " and ".join(found) + ")"
+    if "/usr/share/python-wheels" in flags:
+        # Debian's and Ubuntu's packaging runs the profile-guided build itself
+        # rather than through configure's flag.
+        return "Debian build (its packaging applies PGO and LTO outside configure's flags)"
+    return f"{NOT_OPTIMIZED} (configured without --enable-optimizations or --with-lto)"
 
 
 def _fastsync() -> Dict[str, object]:
@@ -81,6 +108,15 @@ def _machine() -> Dict[str, object]:
         "usable_cpus": usable,
         "load_average_1min": load,
     }
+
+
+def build_warning(env: Dict[str, Dict[str, object]]) -> Optional[str]:
+    """A warning if the ratios come from an interpreter users don't run."""
+    if not str(env["python"]["optimization"]).startswith(NOT_OPTIMIZED):
+        return None
+    return ("Warning: this interpreter is not an optimized build; its threading costs about "
+            "twice what it costs in the builds users run, so the speedups here overstate "
+            "fastsync's lead.")
 
 
 def busy_warning(env: Dict[str, Dict[str, object]]) -> Optional[str]:

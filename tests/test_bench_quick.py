@@ -31,6 +31,23 @@ def test_fairness_run_prints_every_scenario():
         assert any(lock in row for row in rows), (lock, run.stdout)
 
 
+@pytest.mark.timeout(120)
+def test_busy_run_names_its_load_and_stops_it():
+    run = subprocess.run(
+        [sys.executable, os.path.join(REPO_ROOT, "bench", "run.py"),
+         "--fairness", "--fairness-seconds", "0.02", "--busy", "2"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=110,
+    )
+    assert run.returncode == 0, f"stdout:\n{run.stdout}\nstderr:\n{run.stderr}"
+    busy = [line for line in run.stdout.splitlines() if line.startswith("Busy")]
+    assert len(busy) == 1 and "2 CPU-bound processes" in busy[0], run.stdout
+    pids = [int(pid) for pid in busy[0].split("(pids ")[1].rstrip(")").split(", ")]
+    assert len(pids) == 2
+    for pid in pids:   # stopped and reaped by the benchmark before it exited
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
 @pytest.mark.timeout(180)
 def test_quick_run_prints_the_table_and_writes_json(tmp_path):
     script = os.path.join(REPO_ROOT, "bench", "run.py")
@@ -43,6 +60,8 @@ def test_quick_run_prints_the_table_and_writes_json(tmp_path):
     assert run.returncode == 0, f"stdout:\n{run.stdout}\nstderr:\n{run.stderr}"
 
     assert "Python" in run.stdout and "Machine" in run.stdout and "fastsync" in run.stdout
+    build = [line for line in run.stdout.splitlines() if line.startswith("Build")]
+    assert len(build) == 1, run.stdout   # optimized or not: the ratios depend on it
     assert "speedup" in run.stdout and "threading" in run.stdout
     for title in ("Lock: acquire()+release()", "RLock: nested with (2 levels)",
                   "Event: set()+clear()", "Event: ping-pong, 2 threads (round trip)"):
