@@ -92,7 +92,10 @@ void fs_after_fork_child(void);
  *                     fork generation it asked in, so a child never hands the
  *                     lock to a thread of its parent's;
  *   FS_LOCK_HANDED    the lock was given to that waiter, which has not yet
- *                     taken it; it stays held meanwhile.
+ *                     taken it; it stays held meanwhile;
+ *   FS_LOCK_OWNER_AWAITS_GIL
+ *                     the owner took the lock with the GIL released and now
+ *                     waits for the GIL (see fs_lock_take_from_gil_waiter).
  * A free lock is 0.  Only one waiter at a time may ask; the others ask in
  * turn as the release wakes them.  Without hand-offs, a thread that releases
  * and at once retakes the lock always beats the thread it woke, which first
@@ -103,7 +106,8 @@ enum {
     FS_LOCK_HELD = 1u,
     FS_LOCK_WAITERS = 2u,
     FS_LOCK_HANDOFF_ASKED = 4u,
-    FS_LOCK_HANDED = 8u
+    FS_LOCK_HANDED = 8u,
+    FS_LOCK_OWNER_AWAITS_GIL = 16u
 };
 #define FS_LOCK_GENERATION_SHIFT 8
 #define FS_LOCK_HANDOFF_AFTER_NS ((int64_t)1000000)
@@ -136,6 +140,31 @@ fs_result fs_lock_acquire_until(fs_lock *lock, int64_t deadline_ns, int64_t spin
  * FS_INTERRUPTED (nothing is held). */
 fs_result fs_lock_wait_until(fs_lock *lock, int64_t *waiting_since,
                              int64_t deadline_ns, int64_t spin_ns);
+
+/* A waiter that took the lock with the GIL released marks it before it
+ * asks for the GIL, and unmarks it once it has the GIL.  While the
+ * interpreter is finalized, a thread other than the finalizing one that asks
+ * for the GIL never gets it (it is ended or parked), so the lock would stay
+ * held for ever; the finalizing thread takes such a lock over instead. */
+static inline void fs_lock_note_owner_awaits_gil(fs_lock *lock)
+{
+    uint32_t state = fs_load_u32(&lock->state);
+    while (!fs_cas_u32(&lock->state, &state, state | FS_LOCK_OWNER_AWAITS_GIL)) {}
+}
+
+/* Returns 0 if the finalizing thread took the lock over meanwhile. */
+static inline int fs_lock_note_owner_has_gil(fs_lock *lock)
+{
+    return (fs_fetch_and_u32(&lock->state, ~(uint32_t)FS_LOCK_OWNER_AWAITS_GIL)
+            & FS_LOCK_OWNER_AWAITS_GIL) != 0;
+}
+
+/* For the thread finalizing the interpreter only: takes over a lock whose
+ * owner waits for the GIL.  Returns 1 if it did. */
+static inline int fs_lock_take_from_gil_waiter(fs_lock *lock)
+{
+    return fs_lock_note_owner_has_gil(lock);
+}
 
 static inline void fs_lock_init(fs_lock *lock)
 {

@@ -22,6 +22,7 @@ from libc.math cimport ceil, floor, isnan
 from libc.stdint cimport UINT64_MAX, int64_t, uint32_t, uint64_t, uintptr_t
 
 import _thread
+import atexit
 import os
 import sys
 import warnings
@@ -69,6 +70,9 @@ cdef extern from "fastsync.h" nogil:
     bint fs_lock_is_locked(const fs_lock *lock)
     bint fs_lock_release(fs_lock *lock)
     bint fs_lock_try_acquire_contended(fs_lock *lock)
+    void fs_lock_note_owner_awaits_gil(fs_lock *lock)
+    bint fs_lock_note_owner_has_gil(fs_lock *lock)
+    bint fs_lock_take_from_gil_waiter(fs_lock *lock)
     fs_result fs_lock_wait_until(fs_lock *lock, int64_t *waiting_since,
                                  int64_t deadline_ns, int64_t spin_ns)
 
@@ -79,6 +83,7 @@ cdef extern from "fastsync.h" nogil:
         fs_lock lock
         fs_atomic_uptr owner
     uintptr_t fs_load_uptr_relaxed(const fs_atomic_uptr *a)
+    void fs_store_uptr_relaxed(fs_atomic_uptr *a, uintptr_t v)
     void fs_rlock_init(fs_rlock *r)
     uintptr_t fs_rlock_owned_count(const fs_rlock *r, uintptr_t me)
     bint fs_rlock_is_owned(const fs_rlock *r, uintptr_t me)
@@ -435,21 +440,72 @@ cdef inline void await_gil_release(int64_t spin_ns) noexcept nogil:
 # ---------------------------------------------------------------------------
 # Blocking: the only places the GIL is released
 
+cdef extern from *:
+    """
+    #if defined(PYPY_VERSION)
+    #  define fastsync_is_finalizing() 0
+    #elif PY_VERSION_HEX >= 0x030D0000
+    #  define fastsync_is_finalizing() Py_IsFinalizing()
+    #else
+    #  define fastsync_is_finalizing() _Py_IsFinalizing()
+    #endif
+    """
+    bint fastsync_is_finalizing() nogil
+
+# The thread that runs the interpreter's exit (atexit callbacks, then
+# finalization), once it has begun; 0 before.
+cdef fs_atomic_uptr exiting_thread_ident
+
+def _note_exiting_thread():
+    fs_store_uptr_relaxed(&exiting_thread_ident, thread_id())
+
+cdef inline bint finalizing_here() noexcept nogil:
+    """Whether the interpreter is being finalized by this thread."""
+    cdef uintptr_t exiting = fs_load_uptr_relaxed(&exiting_thread_ident)
+    return exiting == thread_id() and fastsync_is_finalizing()
+
+cdef inline bint finalizing_elsewhere() noexcept nogil:
+    """Whether the interpreter is being finalized by another thread: then
+    this thread never gets the GIL back (it is ended, or parked for ever)."""
+    cdef uintptr_t exiting = fs_load_uptr_relaxed(&exiting_thread_ident)
+    return exiting != 0 and exiting != thread_id() and fastsync_is_finalizing()
+
+
 cdef bint lock_acquire_blocking(fs_lock *lock, int64_t timeout_ns) except -1:
-    """Wait for the lock; the caller's uncontended attempt has failed."""
+    """Wait for the lock; the caller's uncontended attempt has failed.
+
+    A woken waiter takes the lock before it asks for the GIL (see
+    fs_lock_wait_until).  If the interpreter is finalized meanwhile by
+    another thread, this one never gets the GIL: it gives the lock back
+    if it can still tell in time, and the finalizing thread takes it over
+    if not (see fs_lock_note_owner_awaits_gil)."""
     cdef int64_t deadline = deadline_for(timeout_ns)
     cdef int64_t spin_ns = spin_ns_here()
     cdef int64_t waiting_since = 0
     cdef fs_result result
+    cdef bint gave_back
+    if finalizing_here() and fs_lock_take_from_gil_waiter(lock):
+        return True
     while True:
+        gave_back = False
         with nogil:
             note_gil_released()
             result = fs_lock_wait_until(lock, &waiting_since, deadline, spin_ns)
             if result == FS_ACQUIRED:
                 await_gil_release(spin_ns)
+                fs_lock_note_owner_awaits_gil(lock)
+                if finalizing_elsewhere() and fs_lock_note_owner_has_gil(lock):
+                    fs_lock_release(lock)
+                    gave_back = True
         note_gil_taken()
-        if result != FS_INTERRUPTED:
-            return result == FS_ACQUIRED
+        if gave_back:
+            continue   # not ended after all: wait again
+        if result == FS_ACQUIRED:
+            # Had the lock been taken over, this thread would not be here.
+            fs_lock_note_owner_has_gil(lock)
+            return True
+        if result == FS_TIMED_OUT:
+            return False
         PyErr_CheckSignals()    # raises what a handler raised; nothing is held
 
 
@@ -860,6 +916,7 @@ def _after_fork_in_child():
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_note_exiting_thread)
 
 
 # ---------------------------------------------------------------------------
