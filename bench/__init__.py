@@ -3,5 +3,5 @@
 Modules: run (the script), cli (its options), cases (what is timed),
 implementations (who is compared), runner (how samples are taken), report
 (table, notes, JSON, plot), environment (what the run happened on) and targets
-(issue 3's goals, checked with --targets).
+(the speed goals, checked with --targets).
 """

@@ -47,7 +47,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
                         help="keep N CPU-bound processes running during the run (a busy "
                              "machine), and stop them afterwards")
     parser.add_argument("--targets", action="store_true",
-                        help="also check the speed targets of issues 3 and 4")
+                        help="also check the project's speed targets for the compiled backend")
     # For the worker processes of the single-thread cases (see runner.py) only.
     parser.add_argument(runner.WORKER_FLAG, action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--case", action="append", default=[], help=argparse.SUPPRESS)
@@ -136,11 +136,11 @@ def run(args: argparse.Namespace, busy_pids: List[int]) -> int:
     print(report.notes(results, missing))
     if args.targets:
         print()
-        print("Issue 3 targets (compiled backend):")
-        print(targets.format_checks(targets.check(results)))
+        print("Targets for Lock, RLock and Event (compiled backend):")
+        print(targets.format_checks(targets.check_basic(results)))
         print()
-        print("Issue 4 targets (compiled backend):")
-        print(targets.format_checks(targets.check_issue_4(results)))
+        print("Targets for Condition, Semaphore, Barrier and queue.Queue (compiled backend):")
+        print(targets.format_checks(targets.check_composites(results)))
     if args.json:
         report.write_json(args.json, report.to_json(results, implementations, missing, env, settings))
         print(f"\nResults written to {args.json}")

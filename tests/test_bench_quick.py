@@ -148,14 +148,14 @@ def _result(cases, runner, name, **medians):
 
 
 @pytest.mark.timeout(30)
-def test_issue_4_targets_are_judged_against_threading():
+def test_composite_targets_are_judged_against_threading():
     cases, runner, targets = _bench_modules()
     results = [
         # threading 60, fastsync 50: 1.2x; the floor plays no part in a speedup.
         _result(cases, runner, "condition.ping_pong", threading=60.0, cython=50.0, floor=40.0),
         _result(cases, runner, "semaphore.acquire_release", threading=900.0, cython=30.0),
     ]
-    checks = {c.target.split(":")[0]: c for c in targets.check_issue_4(results)}
+    checks = {c.target.split(":")[0]: c for c in targets.check_composites(results)}
 
     condition = checks["condition.ping_pong"]
     assert condition.met is False
