@@ -124,9 +124,9 @@ int fs_lock_release_slow(fs_lock *lock, uint32_t state);
  * "Spinning".  Returns FS_ACQUIRED, FS_TIMED_OUT or FS_INTERRUPTED. */
 fs_result fs_lock_acquire_until(fs_lock *lock, int64_t deadline_ns, int64_t spin_ns);
 
-/* The blocking part of fs_lock_acquire_until, for a caller that first tries
- * with fs_lock_try_acquire_contended itself (holding the GIL) and waits here
- * with it released.  A woken waiter takes a free lock here, as
+/* fs_lock_acquire_until for a caller that waits with the GIL released and,
+ * when interrupted, runs signal handlers and waits again: it keeps
+ * waiting_since across the calls.  A woken waiter takes a free lock here, as
  * threading.Lock's waiters do, rather than first competing for the GIL
  * without it: the GIL is no fairer than the lock, and a thread that waits
  * for it with nothing in hand can be passed over for many switch intervals.

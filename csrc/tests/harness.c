@@ -204,6 +204,47 @@ fs_result test_lock_acquire_counted(fs_lock *lock, int64_t deadline_ns,
     return r;
 }
 
+static void *lock_sleeper_main(void *arg)
+{
+    test_lock_sleeper *s = (test_lock_sleeper *)arg;
+    int64_t deadline = fs_deadline_after(s->timeout_ns);
+    fs_store_u32(&s->asleep, 1);
+    s->result = fs_lock_wait_until(s->lock, &s->waiting_since, deadline, 0);
+    fs_store_u32(&s->done, 1);
+    return NULL;
+}
+
+void test_lock_sleeper_start(test_lock_sleeper *s, fs_lock *lock, int64_t waiting_since,
+                             int64_t timeout_ns)
+{
+    s->lock = lock;
+    s->waiting_since = waiting_since;
+    s->timeout_ns = timeout_ns;
+    fs_store_u32(&s->asleep, 0);
+    fs_store_u32(&s->done, 0);
+    test_thread_start(&s->thread, lock_sleeper_main, s);
+    EXPECT(test_wait_for_u32(&s->asleep, 1, 5000));
+    test_sleep_ms(20);   /* asleep on the lock by now */
+}
+
+void test_lock_release_and_retake(fs_lock *lock)
+{
+    fs_store_u32(&lock->state, FS_LOCK_HELD);
+    fs_wake_one(&lock->state);
+}
+
+void test_lock_sleeper_expect_woken(test_lock_sleeper *s, fs_lock *lock)
+{
+    EXPECT_EQ_INT(fs_lock_release(lock), 1);
+    if (!test_wait_for_u32(&s->done, 1, 5000)) {
+        EXPECT(!"the waiter was never woken");
+        fs_wake_all(&lock->state);   /* let it finish, so that the join returns */
+    }
+    test_thread_join(&s->thread);
+    EXPECT_EQ_INT(s->result, FS_ACQUIRED);
+    EXPECT_EQ_INT(fs_lock_release(lock), 1);
+}
+
 fs_result test_event_wait_counted(fs_event *event, int64_t deadline_ns,
                                   fs_atomic_u32 *interruptions)
 {

@@ -77,6 +77,26 @@ static inline fs_result test_lock_acquire(fs_lock *lock, int64_t deadline_ns)
 static inline fs_result test_event_wait(fs_event *event, int64_t deadline_ns)
 { return test_event_wait_counted(event, deadline_ns, NULL); }
 
+/* A thread in one fs_lock_wait_until call, as the compiled Lock's blocking
+ * path makes.  waiting_since is passed as given: a time in the future keeps
+ * the thread from asking for a hand-off until then. */
+typedef struct {
+    fs_lock *lock;
+    int64_t waiting_since, timeout_ns;
+    fs_atomic_u32 asleep, done;
+    fs_result result;
+    test_thread thread;
+} test_lock_sleeper;
+/* Starts it and returns once it sleeps on the lock (held by the caller). */
+void test_lock_sleeper_start(test_lock_sleeper *s, fs_lock *lock, int64_t waiting_since,
+                             int64_t timeout_ns);
+/* What a release followed at once by a retake leaves: the lock held, the
+ * waiters' mark cleared, one sleeper woken (the first to sleep, on a FIFO). */
+void test_lock_release_and_retake(fs_lock *lock);
+/* Releases the lock and expects s, still asleep, to be woken and take it;
+ * then releases it again and joins s. */
+void test_lock_sleeper_expect_woken(test_lock_sleeper *s, fs_lock *lock);
+
 /* ---- interrupts ----
  * The scenarios of test_interrupt.c run on every platform; what interrupting
  * a thread means is provided by the platform suite (test_posix.c: SIGUSR1 to

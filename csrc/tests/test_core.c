@@ -442,61 +442,20 @@ static void test_lock_release_refused_while_handed(void)
  * deadline passes there, the thread still asleep behind it must not be left
  * asleep, unmarked, while the lock goes free.  (test_interrupt.c has the same
  * for an interrupt.) */
-typedef struct {
-    fs_lock *lock;
-    int64_t waiting_since, timeout_ns;
-    fs_atomic_u32 asleep, done;
-    fs_result result;
-} lock_sleeper;
-
-static void *lock_sleeper_main(void *arg)
-{
-    lock_sleeper *s = (lock_sleeper *)arg;
-    int64_t deadline = fs_deadline_after(s->timeout_ns);
-    fs_store_u32(&s->asleep, 1);
-    s->result = fs_lock_wait_until(s->lock, &s->waiting_since, deadline, 0);
-    fs_store_u32(&s->done, 1);
-    return NULL;
-}
-
-static void start_lock_sleeper(lock_sleeper *s, fs_lock *lock, int64_t waiting_since,
-                               int64_t timeout_ns, test_thread *t)
-{
-    s->lock = lock;
-    s->waiting_since = waiting_since;
-    s->timeout_ns = timeout_ns;
-    fs_store_u32(&s->asleep, 0);
-    fs_store_u32(&s->done, 0);
-    test_thread_start(t, lock_sleeper_main, s);
-    EXPECT(test_wait_for_u32(&s->asleep, 1, 5000));
-    test_sleep_ms(20);   /* asleep on the lock by now */
-}
-
 static void test_lock_dozer_that_gives_up_passes_the_wake_on(void)
 {
     fs_lock lock;
-    lock_sleeper first, second;
-    test_thread first_thread, second_thread;
+    test_lock_sleeper first, second;
     fs_lock_init(&lock);
     EXPECT(fs_lock_try_acquire(&lock));
     /* The first may not ask for a long time (its wait "began" in the future);
      * its deadline comes first.  The second is an ordinary waiter. */
-    start_lock_sleeper(&first, &lock, fs_monotonic_ns() + MS(60000), MS(100), &first_thread);
-    start_lock_sleeper(&second, &lock, 0, MS(60000), &second_thread);
-    /* What a release followed at once by a retake leaves: the lock held, the
-     * mark cleared, one sleeper woken (the kernel wakes the first to sleep). */
-    fs_store_u32(&lock.state, FS_LOCK_HELD);
-    fs_wake_one(&lock.state);
-    test_thread_join(&first_thread);
+    test_lock_sleeper_start(&first, &lock, fs_monotonic_ns() + MS(60000), MS(100));
+    test_lock_sleeper_start(&second, &lock, 0, MS(60000));
+    test_lock_release_and_retake(&lock);
+    test_thread_join(&first.thread);
     EXPECT_EQ_INT(first.result, FS_TIMED_OUT);
-    EXPECT_EQ_INT(fs_lock_release(&lock), 1);
-    if (!test_wait_for_u32(&second.done, 1, 5000)) {
-        EXPECT(!"the second waiter was never woken");
-        fs_wake_all(&lock.state);   /* let it finish, so that the join returns */
-    }
-    test_thread_join(&second_thread);
-    EXPECT_EQ_INT(second.result, FS_ACQUIRED);
-    EXPECT_EQ_INT(fs_lock_release(&lock), 1);
+    test_lock_sleeper_expect_woken(&second, &lock);
 }
 
 #if !defined(_WIN32)

@@ -342,63 +342,23 @@ static void test_interrupted_waiter_keeps_its_wakeup(void)
  * for a hand-off yet, sleeps on without the waiters' mark (the release
  * cleared it).  Interrupted there, it must pass the wake-up on, or the
  * waiter asleep behind it sleeps on while the lock goes free. */
-typedef struct {
-    fs_lock *lock;
-    int64_t waiting_since;
-    fs_atomic_u32 asleep, done;
-    fs_result result;
-} dozer_job;
-
-static void *dozer_thread(void *p)
-{
-    dozer_job *job = (dozer_job *)p;
-    fs_store_u32(&job->asleep, 1);
-    job->result = fs_lock_wait_until(job->lock, &job->waiting_since,
-                                     fs_deadline_after(MS(60000)), 0);
-    fs_store_u32(&job->done, 1);
-    return NULL;
-}
-
-static void start_dozer_job(dozer_job *job, fs_lock *lock, int64_t waiting_since,
-                            test_thread *t)
-{
-    job->lock = lock;
-    job->waiting_since = waiting_since;
-    fs_store_u32(&job->asleep, 0);
-    fs_store_u32(&job->done, 0);
-    test_thread_start(t, dozer_thread, job);
-    EXPECT(test_wait_for_u32(&job->asleep, 1, 3000));
-    test_sleep_ms(20);   /* asleep on the lock by now */
-}
-
 static void test_interrupted_dozer_passes_the_wakeup_on(void)
 {
     fs_lock lock;
-    dozer_job first, second;
-    test_thread first_thread, second_thread;
+    test_lock_sleeper first, second;
     fs_lock_init(&lock);
     EXPECT(fs_lock_try_acquire(&lock));
     /* The first may not ask for a minute: its wait "began" in the future. */
-    start_dozer_job(&first, &lock, fs_monotonic_ns() + MS(60000), &first_thread);
+    test_lock_sleeper_start(&first, &lock, fs_monotonic_ns() + MS(60000), MS(60000));
     test_interrupt_exempt_begin();
-    start_dozer_job(&second, &lock, 0, &second_thread);
+    test_lock_sleeper_start(&second, &lock, 0, MS(60000));
     test_interrupt_exempt_end();
-    /* What a release followed at once by a retake leaves: the lock held, the
-     * mark cleared, one sleeper woken (the first to sleep, on a FIFO queue). */
-    fs_store_u32(&lock.state, FS_LOCK_HELD);
-    fs_wake_one(&lock.state);
+    test_lock_release_and_retake(&lock);
     test_sleep_ms(20);
-    EXPECT(test_interrupt_until_done(&first_thread, &first.done, 3000));
-    test_thread_join(&first_thread);
+    EXPECT(test_interrupt_until_done(&first.thread, &first.done, 3000));
+    test_thread_join(&first.thread);
     EXPECT_EQ_INT(first.result, FS_INTERRUPTED);
-    EXPECT_EQ_INT(fs_lock_release(&lock), 1);
-    if (!test_wait_for_u32(&second.done, 1, 5000)) {
-        EXPECT(!"the second waiter was never woken");
-        fs_wake_all(&lock.state);   /* let it finish, so that the join returns */
-    }
-    test_thread_join(&second_thread);
-    EXPECT_EQ_INT(second.result, FS_ACQUIRED);
-    EXPECT_EQ_INT(fs_lock_release(&lock), 1);
+    test_lock_sleeper_expect_woken(&second, &lock);
 }
 
 void run_interrupt_tests(void)
