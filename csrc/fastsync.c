@@ -142,12 +142,120 @@ void fs_after_fork_child(void)
     fs_fetch_add_u32(&fork_generation, 1);
 }
 
+/* ---- Guards ---- */
+
+/* A guard is the lock of a queue (below: a Lock's askers, a Condition's
+ * waiters): 0 free, 1 held, 2 held and a thread may sleep on it.  It guards a
+ * few pointer moves, so it doesn't spin or hand over, and a signal doesn't
+ * make a thread give up on it (the handler runs when the caller is done). */
+static void guard_acquire(fs_atomic_u32 *guard)
+{
+    uint32_t expected = 0;
+    if (fs_cas_u32(guard, &expected, 1))
+        return;
+    while (fs_exchange_u32(guard, 2) != 0)
+        fs_wait(guard, 2, FS_NO_DEADLINE);
+}
+
+static void guard_release(fs_atomic_u32 *guard)
+{
+    if (fs_exchange_u32(guard, 0) == 2)
+        fs_wake_one(guard);
+}
+
+/* A queue's generation while one thread resets it after a fork. */
+#define QUEUE_RESETTING UINT32_MAX
+
+/* Before a thread takes a queue's guard: in a forked child, the first thread
+ * to use a queue from before the fork empties it (reset_queue), since its
+ * entries, and whoever held its guard, are the parent's other threads, which
+ * the child doesn't have.  Their entries are never touched again. */
+static void adopt_queue_after_fork(fs_atomic_u32 *generation,
+                                   void (*reset_queue)(void *), void *queue)
+{
+    uint32_t current = fs_fork_generation();
+    uint32_t seen = fs_load_u32(generation);
+    while (seen != current) {
+        if (seen != QUEUE_RESETTING
+                && fs_cas_u32(generation, &seen, QUEUE_RESETTING)) {
+            reset_queue(queue);
+            fs_store_u32(generation, current);
+            return;
+        }
+        fs_cpu_relax();   /* another new thread is resetting it */
+        seen = fs_load_u32(generation);
+    }
+}
+
 /* ---- Lock ---- */
 
-#define LOCK_ASKER_BITS (~(uint32_t)0 << FS_LOCK_GENERATION_SHIFT)
+/* A waiter that asked for a hand-off, on its own stack.  It leaves the queue
+ * before fs_lock_wait_until returns, however the wait ends, so no entry
+ * outlives its wait. */
+struct fs_lock_asker {
+    fs_lock_asker *next;
+    fs_atomic_u32 handed;   /* set when the lock is the asker's */
+};
 
-static uint32_t lock_asker_generation(void)
-{ return fs_fork_generation() << FS_LOCK_GENERATION_SHIFT; }
+static void askers_reset(void *queue)
+{
+    fs_lock *lock = (fs_lock *)queue;
+    fs_store_u32(&lock->askers_guard, 0);
+    lock->first_asker = lock->last_asker = NULL;
+}
+
+static void askers_lock(fs_lock *lock)
+{
+    adopt_queue_after_fork(&lock->askers_generation, askers_reset, lock);
+    guard_acquire(&lock->askers_guard);
+}
+
+static void askers_unlock(fs_lock *lock)
+{ guard_release(&lock->askers_guard); }
+
+size_t fs_lock_count_askers(fs_lock *lock)
+{
+    size_t count = 0;
+    const fs_lock_asker *asker;
+    askers_lock(lock);
+    for (asker = lock->first_asker; asker != NULL; asker = asker->next)
+        count++;
+    askers_unlock(lock);
+    return count;
+}
+
+/* Hands a held lock to the first asker.  Returns 1 if it did, -1 if the
+ * lock was not the caller's to release (not held, or handed already), 0 if
+ * nobody asks any more (the caller releases it as usual). */
+static int lock_hand_to_first_asker(fs_lock *lock)
+{
+    fs_lock_asker *first;
+    uint32_t state, next;
+    askers_lock(lock);
+    first = lock->first_asker;
+    state = fs_load_u32(&lock->state);
+    do {
+        if (!(state & FS_LOCK_HELD) || (state & FS_LOCK_HANDED)) {
+            askers_unlock(lock);
+            return -1;
+        }
+        /* Still held: it passes to the asker, which takes it when it runs. */
+        next = first ? state | FS_LOCK_HANDED : state;
+        if (first == NULL || first->next == NULL)
+            next &= ~(uint32_t)FS_LOCK_HANDOFF_ASKED;
+    } while (!fs_cas_u32(&lock->state, &state, next));
+    if (first != NULL) {
+        lock->first_asker = first->next;
+        if (first->next == NULL)
+            lock->last_asker = NULL;
+        fs_store_u32(&first->handed, 1);
+        /* The asker may see the flag and return before this wake: the wait
+         * layers use the address only as a key, so a late wake is harmless. */
+        fs_wake_one(&first->handed);
+    }
+    askers_unlock(lock);
+    return first != NULL;
+}
 
 int fs_lock_release_slow(fs_lock *lock, uint32_t state)
 {
@@ -156,18 +264,12 @@ int fs_lock_release_slow(fs_lock *lock, uint32_t state)
          * if it had taken the lock, and this release had come before. */
         if (!(state & FS_LOCK_HELD) || (state & FS_LOCK_HANDED))
             return 0;
-        if ((state & FS_LOCK_HANDOFF_ASKED)
-                && (state & LOCK_ASKER_BITS) == lock_asker_generation()) {
-            /* Still held: it passes to the asker, which takes it when it runs. */
-            uint32_t next = (state & ~(FS_LOCK_HANDOFF_ASKED | LOCK_ASKER_BITS)) | FS_LOCK_HANDED;
-            if (fs_cas_u32(&lock->state, &state, next)) {
-                fs_fetch_add_u32(&lock->handoffs, 1);
-                fs_wake_all(&lock->handoffs);   /* the asker, and any dozers */
-                return 1;
-            }
+        if (state & FS_LOCK_HANDOFF_ASKED) {
+            int handed = lock_hand_to_first_asker(lock);
+            if (handed != 0)
+                return handed > 0;
+            state = fs_load_u32(&lock->state);
         } else if (fs_cas_u32(&lock->state, &state, FS_LOCK_FREE)) {
-            /* An asker from before a fork (a thread the child lacks) is
-             * forgotten with the rest of the word. */
             if (state & FS_LOCK_WAITERS)
                 fs_wake_one(&lock->state);
             return 1;
@@ -175,87 +277,110 @@ int fs_lock_release_slow(fs_lock *lock, uint32_t state)
     }
 }
 
-/* Takes a lock that was handed to the caller: it stays held.  The next
- * sleeper in line is woken to ask for it in turn, so hand-offs go round the
- * waiters in the order they slept rather than among the few awake. */
-static int lock_take_handed(fs_lock *lock)
+/* Joins the askers' queue, unless the lock is free by now (returns 0). */
+static int lock_ask(fs_lock *lock, fs_lock_asker *me)
 {
-    uint32_t state = fs_load_u32(&lock->state);
-    while (state & FS_LOCK_HANDED) {
-        if (fs_cas_u32(&lock->state, &state, state & ~(uint32_t)FS_LOCK_HANDED)) {
-            if (state & FS_LOCK_WAITERS)
-                fs_wake_one(&lock->state);
-            return 1;
+    uint32_t state;
+    me->next = NULL;
+    fs_store_u32(&me->handed, 0);
+    askers_lock(lock);
+    state = fs_load_u32(&lock->state);
+    do {
+        if (!(state & FS_LOCK_HELD)) {
+            askers_unlock(lock);
+            return 0;
         }
-    }
-    return 0;
+    } while (!fs_cas_u32(&lock->state, &state,
+                         state | FS_LOCK_WAITERS | FS_LOCK_HANDOFF_ASKED));
+    if (lock->last_asker != NULL)
+        lock->last_asker->next = me;
+    else
+        lock->first_asker = me;
+    lock->last_asker = me;
+    askers_unlock(lock);
+    return 1;
 }
 
-/* Gives up asking for a hand-off.  Returns 0 if too late: the lock was
- * handed over (the release turns the ask into FS_LOCK_HANDED in one step),
- * and the caller has taken it. */
-static int lock_withdraw_ask(fs_lock *lock)
+/* Leaves the queue.  Returns 0 if too late: the lock was handed over first,
+ * and the caller must take it. */
+static int lock_withdraw_ask(fs_lock *lock, fs_lock_asker *me)
 {
-    uint32_t state = fs_load_u32(&lock->state);
-    while (state & FS_LOCK_HANDOFF_ASKED) {
-        if (fs_cas_u32(&lock->state, &state,
-                       state & ~(FS_LOCK_HANDOFF_ASKED | LOCK_ASKER_BITS)))
-            return 1;
+    fs_lock_asker **link, *before = NULL;
+    int withdrawn;
+    askers_lock(lock);
+    withdrawn = !fs_load_u32(&me->handed);
+    /* After a fork from a signal handler the child's queue was emptied, and
+     * the asker is not found: it has left all the same. */
+    for (link = &lock->first_asker; withdrawn && *link != NULL; link = &(*link)->next) {
+        if (*link == me) {
+            *link = me->next;
+            if (lock->last_asker == me)
+                lock->last_asker = before;
+            break;
+        }
+        before = *link;
     }
-    return !lock_take_handed(lock);
+    if (lock->first_asker == NULL)
+        fs_fetch_and_u32(&lock->state, ~(uint32_t)FS_LOCK_HANDOFF_ASKED);
+    askers_unlock(lock);
+    return withdrawn;
+}
+
+/* Takes a lock that was handed to the caller: it stays held.  If nobody else
+ * asks, the next sleeper in line is woken to ask in turn, so hand-offs go
+ * round the waiters in the order they slept rather than among the few
+ * awake. */
+static fs_result lock_take_handed(fs_lock *lock)
+{
+    uint32_t state = fs_fetch_and_u32(&lock->state, ~(uint32_t)FS_LOCK_HANDED);
+    if ((state & FS_LOCK_WAITERS) && !(state & FS_LOCK_HANDOFF_ASKED))
+        fs_wake_one(&lock->state);
+    return FS_ACQUIRED;
 }
 
 /* The asker's wait: until the lock is handed over, the deadline, or a signal.
  * Returns FS_ACQUIRED, or FS_TIMED_OUT / FS_INTERRUPTED having withdrawn.  A
  * signal that comes too late to withdraw stays pending for the caller. */
-static fs_result lock_await_handoff(fs_lock *lock, uint32_t handoffs,
+static fs_result lock_await_handoff(fs_lock *lock, fs_lock_asker *me,
                                     int64_t deadline_ns, int64_t spin_ns)
 {
     for (;;) {
         fs_wait_result waited;
-        if (lock_take_handed(lock))
-            return FS_ACQUIRED;
-        waited = fs_spin_then_wait(&lock->handoffs, handoffs, deadline_ns, spin_ns);
-        handoffs = fs_load_u32(&lock->handoffs);
+        if (fs_load_u32(&me->handed))
+            return lock_take_handed(lock);
+        waited = fs_spin_then_wait(&me->handed, 0, deadline_ns, spin_ns);
         if (waited == FS_WAIT_WOKEN)
             continue;
-        if (!lock_withdraw_ask(lock))
-            return FS_ACQUIRED;
+        if (!lock_withdraw_ask(lock, me))
+            return lock_take_handed(lock);
         return waited == FS_WAIT_TIMED_OUT ? FS_TIMED_OUT : FS_INTERRUPTED;
     }
 }
 
 /* A waiter that has waited longer than FS_LOCK_HANDOFF_AFTER_NS no longer
- * leaves it to chance: it asks for the next release to hand the lock over.
- * Only one waiter asks at a time, the first to find nobody asking.  A waiter
- * looks when it starts to wait and whenever it is woken, and the kernel wakes
- * sleepers in the order they slept, so each long waiter gets its turn. */
+ * leaves it to chance: it joins the askers, and each release hands the lock
+ * to the first of them.  A waiter looks when it starts to wait and whenever
+ * it is woken, and the kernel wakes sleepers in the order they slept, so the
+ * askers queue up roughly in the order they came. */
 static int lock_waited_long(const int64_t *waiting_since)
 { return fs_monotonic_ns() - *waiting_since >= FS_LOCK_HANDOFF_AFTER_NS; }
-
-static int lock_may_ask(uint32_t state, const int64_t *waiting_since)
-{
-    if (!(state & FS_LOCK_HELD) || (state & (FS_LOCK_HANDOFF_ASKED | FS_LOCK_HANDED)))
-        return 0;
-    return lock_waited_long(waiting_since);
-}
 
 /* A waiter that was woken but found the lock retaken (the releasing thread
  * held the GIL and ran on) and that may not ask yet sleeps until it may,
  * without marking the lock, so that the holder's releases in the meantime
- * make no system call.  It sleeps on `handoffs`, not on the lock's word,
- * so it can't take a wake meant for the marked sleepers.  But it took the
- * wake that released it, and the release cleared the mark: until it takes
- * the lock (marked) or asks (which marks), the others depend on it.  So if
- * it gives up instead, it passes the wake on.
+ * make no system call.  It sleeps on a word of its own that nobody wakes, so
+ * it can't take a wake meant for the marked sleepers.  But it took the wake
+ * that released it, and the release cleared the mark: until it takes the
+ * lock (marked) or asks (which marks), the others depend on it.  So if it
+ * gives up instead, it passes the wake on.
  * Returns FS_WAIT_WOKEN when it is time to look again. */
 static fs_wait_result lock_doze_until_may_ask(fs_lock *lock, const int64_t *waiting_since,
                                               int64_t deadline_ns)
 {
+    fs_atomic_u32 dozing = { 0 };
     int64_t may_ask_at = *waiting_since + FS_LOCK_HANDOFF_AFTER_NS;
     int deadline_first = deadline_ns != FS_NO_DEADLINE && deadline_ns <= may_ask_at;
-    fs_wait_result waited = fs_wait(&lock->handoffs, fs_load_u32(&lock->handoffs),
-                                    deadline_first ? deadline_ns : may_ask_at);
+    fs_wait_result waited = fs_wait(&dozing, 0, deadline_first ? deadline_ns : may_ask_at);
     if (waited == FS_WAIT_TIMED_OUT && !deadline_first)
         return FS_WAIT_WOKEN;
     if (waited != FS_WAIT_WOKEN)
@@ -277,13 +402,12 @@ fs_result fs_lock_wait_until(fs_lock *lock, int64_t *waiting_since,
             state = fs_load_u32(&lock->state);
             continue;
         }
-        if (lock_may_ask(state, waiting_since)) {
-            uint32_t handoffs = fs_load_u32(&lock->handoffs);
-            uint32_t asked = state | FS_LOCK_WAITERS | FS_LOCK_HANDOFF_ASKED
-                           | lock_asker_generation();
-            if (fs_cas_u32(&lock->state, &state, asked))
-                return lock_await_handoff(lock, handoffs, deadline_ns, spin_ns);
-            continue;   /* state now holds the fresh value */
+        if (lock_waited_long(waiting_since)) {
+            fs_lock_asker me;
+            if (lock_ask(lock, &me))
+                return lock_await_handoff(lock, &me, deadline_ns, spin_ns);
+            state = fs_load_u32(&lock->state);
+            continue;
         }
         if (!(state & FS_LOCK_WAITERS)) {
             /* Retaken without the mark since we looked: set it, or the next
@@ -394,12 +518,10 @@ fs_result fs_semaphore_acquire_until(fs_semaphore *sem, int64_t deadline_ns,
 
 /* ---- Condition waiter queue ---- */
 
-/* A queue's generation while one thread resets it after a fork. */
-#define COND_RESETTING UINT32_MAX
-
-static void cond_reset(fs_cond *cond)
+static void cond_reset(void *queue)
 {
-    fs_lock_init(&cond->guard);
+    fs_cond *cond = (fs_cond *)queue;
+    fs_store_u32(&cond->guard, 0);
     cond->head = cond->tail = NULL;
     cond->length = 0;
 }
@@ -410,33 +532,14 @@ void fs_cond_init(fs_cond *cond)
     fs_store_u32(&cond->generation, fs_fork_generation());
 }
 
-/* In a forked child, the first thread to use a queue from before the fork
- * empties it: its waiters (and whoever held its lock) are the parent's other
- * threads, which the child doesn't have.  Their entries are left to leak. */
-static void cond_adopt_after_fork(fs_cond *cond, uint32_t current)
-{
-    uint32_t seen = fs_load_u32(&cond->generation);
-    while (seen != current) {
-        if (seen != COND_RESETTING
-                && fs_cas_u32(&cond->generation, &seen, COND_RESETTING)) {
-            cond_reset(cond);
-            fs_store_u32(&cond->generation, current);
-            return;
-        }
-        fs_cpu_relax();   /* another new thread is resetting it */
-        seen = fs_load_u32(&cond->generation);
-    }
-}
-
-/* The queue lock guards a few pointer moves; a signal must not abandon them. */
 static void cond_lock(fs_cond *cond)
 {
-    uint32_t current = fs_fork_generation();
-    if (fs_load_u32(&cond->generation) != current)
-        cond_adopt_after_fork(cond, current);
-    while (!fs_lock_try_acquire(&cond->guard))
-        fs_lock_acquire_until(&cond->guard, FS_NO_DEADLINE, 0);
+    adopt_queue_after_fork(&cond->generation, cond_reset, cond);
+    guard_acquire(&cond->guard);
 }
+
+static void cond_unlock(fs_cond *cond)
+{ guard_release(&cond->guard); }
 
 fs_cond_waiter *fs_cond_enqueue(fs_cond *cond)
 {
@@ -454,7 +557,7 @@ fs_cond_waiter *fs_cond_enqueue(fs_cond *cond)
         cond->head = waiter;
     cond->tail = waiter;
     cond->length++;
-    fs_lock_release(&cond->guard);
+    cond_unlock(cond);
     return waiter;
 }
 
@@ -471,7 +574,7 @@ uint64_t fs_cond_length(fs_cond *cond)
     uint64_t length;
     cond_lock(cond);
     length = cond->length;
-    fs_lock_release(&cond->guard);
+    cond_unlock(cond);
     return length;
 }
 
@@ -484,7 +587,7 @@ int fs_cond_dequeue(fs_cond *cond, fs_cond_waiter *waiter)
      * child's emptied queue. */
     if (!notified && waiter->generation == fs_load_u32(&cond->generation))
         cond_unlink(cond, waiter);
-    fs_lock_release(&cond->guard);
+    cond_unlock(cond);
     free(waiter);
     return notified;
 }
@@ -502,7 +605,7 @@ uint64_t fs_cond_notify(fs_cond *cond, uint64_t n)
         fs_wake_one(&waiter->notified);
         woken++;
     }
-    fs_lock_release(&cond->guard);
+    cond_unlock(cond);
     return woken;
 }
 

@@ -86,21 +86,26 @@ void fs_after_fork_child(void);
  *                     threading.Lock semantics);
  *   FS_LOCK_WAITERS   a thread may be asleep on the word: a release wakes one;
  *   FS_LOCK_HANDOFF_ASKED
- *                     a waiter has waited longer than FS_LOCK_HANDOFF_AFTER_NS
- *                     and sleeps on `handoffs`: the next release gives the
- *                     lock to it instead of freeing it.  Bits 8-31 hold the
- *                     fork generation it asked in, so a child never hands the
- *                     lock to a thread of its parent's;
- *   FS_LOCK_HANDED    the lock was given to that waiter, which has not yet
+ *                     at least one waiter has waited longer than
+ *                     FS_LOCK_HANDOFF_AFTER_NS and is queued as an asker:
+ *                     the next release gives the lock to the first asker
+ *                     instead of freeing it;
+ *   FS_LOCK_HANDED    the lock was given to that asker, which has not yet
  *                     taken it; it stays held meanwhile;
  *   FS_LOCK_OWNER_AWAITS_GIL
  *                     the owner took the lock with the GIL released and now
  *                     waits for the GIL (see fs_lock_take_from_gil_waiter).
- * A free lock is 0.  Only one waiter at a time may ask; the others ask in
- * turn as the release wakes them.  Without hand-offs, a thread that releases
- * and at once retakes the lock always beats the thread it woke, which first
- * needs the CPU (and, in Python, the GIL); with them, no thread waits much
- * longer than the threshold plus one holder's turn. */
+ * A free lock is 0.  Without hand-offs, a thread that releases and at once
+ * retakes the lock always beats the thread it woke, which first needs the
+ * CPU (and, in Python, the GIL); with them, no thread waits much longer than
+ * the threshold plus one turn of each waiter before it.
+ *
+ * The askers queue in order, each on its own word, so a waiter that has
+ * waited long never goes back to the end of the kernel's queue because
+ * another asked first.  The queue has its own guard, and it belongs to the
+ * fork generation it was made in: a forked child forgets its parent's
+ * askers, threads the child doesn't have.  An all-zero fs_lock is a free
+ * lock. */
 enum {
     FS_LOCK_FREE = 0,
     FS_LOCK_HELD = 1u,
@@ -109,16 +114,23 @@ enum {
     FS_LOCK_HANDED = 8u,
     FS_LOCK_OWNER_AWAITS_GIL = 16u
 };
-#define FS_LOCK_GENERATION_SHIFT 8
 #define FS_LOCK_HANDOFF_AFTER_NS ((int64_t)1000000)
+
+typedef struct fs_lock_asker fs_lock_asker;   /* fastsync.c */
 
 typedef struct {
     fs_atomic_u32 state;
-    fs_atomic_u32 handoffs;   /* bumped by each hand-off: the asker sleeps on it */
+    fs_atomic_u32 askers_guard;       /* guards the two pointers below */
+    fs_atomic_u32 askers_generation;  /* the fork generation they belong to */
+    fs_lock_asker *first_asker;
+    fs_lock_asker *last_asker;
 } fs_lock;
 
 /* Releases a lock whose word is not just FS_LOCK_HELD (`state`, as seen). */
 int fs_lock_release_slow(fs_lock *lock, uint32_t state);
+
+/* How many waiters are queued for a hand-off now (for tests). */
+size_t fs_lock_count_askers(fs_lock *lock);
 
 /* Blocks until the lock can be had or the deadline passes.  spin_ns: see
  * "Spinning".  Returns FS_ACQUIRED, FS_TIMED_OUT or FS_INTERRUPTED. */
@@ -169,7 +181,9 @@ static inline int fs_lock_take_from_gil_waiter(fs_lock *lock)
 static inline void fs_lock_init(fs_lock *lock)
 {
     fs_store_u32(&lock->state, FS_LOCK_FREE);
-    fs_store_u32(&lock->handoffs, 0);
+    fs_store_u32(&lock->askers_guard, 0);
+    fs_store_u32(&lock->askers_generation, fs_fork_generation());
+    lock->first_asker = lock->last_asker = NULL;
 }
 
 static inline int fs_lock_try_acquire(fs_lock *lock)
@@ -426,7 +440,7 @@ typedef struct fs_cond_waiter {
 } fs_cond_waiter;
 
 typedef struct {
-    fs_lock guard;
+    fs_atomic_u32 guard;        /* a lock of its own, as the Lock's askers' */
     fs_cond_waiter *head;
     fs_cond_waiter *tail;
     uint64_t length;

@@ -458,6 +458,109 @@ static void test_lock_dozer_that_gives_up_passes_the_wake_on(void)
     test_lock_sleeper_expect_woken(&second, &lock);
 }
 
+/* Several waiters that have all waited past the threshold queue for the lock,
+ * and each release hands it to the one that asked first. */
+#define QUEUED_ASKERS 3
+typedef struct {
+    fs_lock lock;
+    fs_atomic_u32 served;                 /* how many askers have had the lock */
+    int order[QUEUED_ASKERS];             /* who had it, written by the holder */
+} asker_queue;
+
+typedef struct {
+    asker_queue *queue;
+    int index;
+    int64_t deadline_ns;
+    fs_result result;
+    test_thread thread;
+} queued_asker;
+
+static void *ask_in_queue(void *arg)
+{
+    queued_asker *me = (queued_asker *)arg;
+    /* Its wait "began" past the threshold, so it asks at once. */
+    int64_t waiting_since = fs_monotonic_ns() - 2 * FS_LOCK_HANDOFF_AFTER_NS;
+    me->result = fs_lock_wait_until(&me->queue->lock, &waiting_since, me->deadline_ns, 0);
+    if (me->result == FS_ACQUIRED) {
+        uint32_t slot = fs_load_u32(&me->queue->served);
+        if (slot < QUEUED_ASKERS)
+            me->queue->order[slot] = me->index;
+        fs_store_u32(&me->queue->served, slot + 1);
+        EXPECT_EQ_INT(fs_lock_release(&me->queue->lock), 1);
+    }
+    return NULL;
+}
+
+/* Starts askers one after another, each queued before the next starts;
+ * the lock must be held. */
+static void queue_askers(asker_queue *queue, queued_asker *askers, int count)
+{
+    int i;
+    for (i = 0; i < count; i++) {
+        int64_t started = fs_monotonic_ns();
+        test_thread_start(&askers[i].thread, ask_in_queue, &askers[i]);
+        while (fs_lock_count_askers(&queue->lock) < (size_t)i + 1 && test_ms_since(started) < 5000)
+            test_sleep_ms(1);
+        EXPECT_EQ_INT(fs_lock_count_askers(&queue->lock), i + 1);
+    }
+}
+
+static void asker_queue_init(asker_queue *queue, queued_asker *askers, int64_t deadline_ns)
+{
+    int i;
+    fs_lock_init(&queue->lock);
+    fs_store_u32(&queue->served, 0);
+    for (i = 0; i < QUEUED_ASKERS; i++) {
+        queue->order[i] = -1;
+        askers[i].queue = queue;
+        askers[i].index = i;
+        askers[i].deadline_ns = deadline_ns;
+        askers[i].result = FS_INTERRUPTED;
+    }
+    EXPECT(fs_lock_try_acquire(&queue->lock));
+}
+
+static void test_lock_askers_served_in_order(void)
+{
+    asker_queue queue;
+    queued_asker askers[QUEUED_ASKERS];
+    int i;
+    asker_queue_init(&queue, askers, fs_deadline_after(MS(10000)));
+    queue_askers(&queue, askers, QUEUED_ASKERS);
+    EXPECT_EQ_INT(fs_lock_release(&queue.lock), 1);   /* to the first; each passes it on */
+    for (i = 0; i < QUEUED_ASKERS; i++) {
+        test_thread_join(&askers[i].thread);
+        EXPECT_EQ_INT(askers[i].result, FS_ACQUIRED);
+        EXPECT_EQ_INT(queue.order[i], i);
+    }
+    EXPECT_EQ_INT(fs_lock_count_askers(&queue.lock), 0);
+    EXPECT(!(fs_load_u32(&queue.lock.state) & FS_LOCK_HANDOFF_ASKED));
+    EXPECT(fs_lock_try_acquire(&queue.lock));
+}
+
+/* An asker in the middle of the queue that gives up leaves it; the ones
+ * before and after it are still served in order. */
+static void test_lock_asker_withdrawn_from_middle(void)
+{
+    asker_queue queue;
+    queued_asker askers[QUEUED_ASKERS];
+    asker_queue_init(&queue, askers, fs_deadline_after(MS(10000)));
+    askers[1].deadline_ns = fs_deadline_after(MS(500));
+    queue_askers(&queue, askers, QUEUED_ASKERS);
+    test_thread_join(&askers[1].thread);
+    EXPECT_EQ_INT(askers[1].result, FS_TIMED_OUT);
+    EXPECT_EQ_INT(fs_lock_count_askers(&queue.lock), 2);
+    EXPECT_EQ_INT(fs_lock_release(&queue.lock), 1);
+    test_thread_join(&askers[0].thread);
+    test_thread_join(&askers[2].thread);
+    EXPECT_EQ_INT(askers[0].result, FS_ACQUIRED);
+    EXPECT_EQ_INT(askers[2].result, FS_ACQUIRED);
+    EXPECT_EQ_INT(fs_load_u32(&queue.served), 2);
+    EXPECT_EQ_INT(queue.order[0], 0);
+    EXPECT_EQ_INT(queue.order[1], 2);
+    EXPECT(fs_lock_try_acquire(&queue.lock));
+}
+
 #if !defined(_WIN32)
 /* In a forked child, a hand-off asked for by a thread of the parent's (which
  * the child doesn't have) is dropped: the release frees the lock.  In the
@@ -1127,6 +1230,8 @@ void run_core_tests(void)
     RUN(test_lock_waiter_is_handed_the_lock, 20);
     RUN(test_lock_handoff_ask_withdrawn, 5);
     RUN(test_lock_release_refused_while_handed, 5);
+    RUN(test_lock_askers_served_in_order, 15);
+    RUN(test_lock_asker_withdrawn_from_middle, 15);
     RUN(test_lock_dozer_that_gives_up_passes_the_wake_on, 5);
 #if !defined(_WIN32)
     RUN(test_lock_handoff_dropped_after_fork, 5);
