@@ -1,5 +1,8 @@
 # cython: language_level=3, binding=False, embedsignature=True, embedsignature.format=clinic
 # cython: boundscheck=False, wraparound=False, auto_pickle=False
+# cython: always_allow_keywords=False
+# (That makes methods without arguments METH_NOARGS and those with one
+# required argument METH_O: the interpreter calls them on its cheapest paths.)
 """The compiled backend: a thin skin over csrc/fastsync.h.
 
 Every uncontended operation is one atomic instruction done while holding the
@@ -589,6 +592,77 @@ cdef object lock_exit(object self):
 fastsync_install_exit(Lock, 0, lock_exit)
 
 
+# Lock.acquire() and acquire(False) are the calls that count, and on the
+# newest Pythons threading's own call costs no more than Cython's argument
+# parsing.  So Lock gets an acquire written in C that answers those calls
+# (no keywords, blocking given as True or False or not at all) when the lock
+# is free, or held and not to be waited for, and hands every other call to
+# the Cython method above, which parses the arguments and blocks.
+
+cdef extern from *:
+    """
+    typedef PyObject *(*fastsync_fastcall_kw)(PyObject *, PyObject *const *,
+                                              Py_ssize_t, PyObject *);
+    static fastsync_fastcall_kw fastsync_lock_acquire_parsed;
+    static Py_ssize_t fastsync_lock_offset;   /* of a Lock's fs_lock */
+
+    static PyObject *fastsync_lock_acquire(PyObject *self, PyObject *const *args,
+                                           Py_ssize_t nargs, PyObject *kwnames)
+    {
+        if (kwnames == NULL && nargs <= 1) {
+            PyObject *blocking = nargs ? args[0] : Py_True;
+            if (blocking == Py_True || blocking == Py_False) {
+                if (fs_lock_try_acquire((fs_lock *)((char *)self + fastsync_lock_offset)))
+                    Py_RETURN_TRUE;
+                if (blocking == Py_False)
+                    Py_RETURN_FALSE;
+            }
+        }
+        return fastsync_lock_acquire_parsed(self, args, nargs, kwnames);
+    }
+
+    static PyMethodDef fastsync_lock_acquire_def = {
+        "acquire", (PyCFunction)(void (*)(void))fastsync_lock_acquire,
+        METH_FASTCALL | METH_KEYWORDS, NULL
+    };
+
+    /* Puts fastsync_lock_acquire in place of the type's acquire (and its
+     * alias acquire_lock), with its docstring.  Leaves the type alone where
+     * Cython did not make acquire METH_FASTCALL | METH_KEYWORDS (PyPy). */
+    static int fastsync_install_lock_acquire(PyObject *type, Py_ssize_t lock_offset)
+    {
+        PyTypeObject *tp = (PyTypeObject *)type;
+        PyMethodDef *def = tp->tp_methods;
+        PyObject *method;
+        int failed;
+        while (def != NULL && def->ml_name != NULL && strcmp(def->ml_name, "acquire") != 0)
+            def++;
+        if (def == NULL || def->ml_name == NULL
+                || def->ml_flags != (METH_FASTCALL | METH_KEYWORDS))
+            return 0;
+        fastsync_lock_acquire_parsed = (fastsync_fastcall_kw)(void (*)(void))def->ml_meth;
+        fastsync_lock_offset = lock_offset;
+        fastsync_lock_acquire_def.ml_doc = def->ml_doc;
+        method = PyDescr_NewMethod(tp, &fastsync_lock_acquire_def);
+        if (method == NULL)
+            return -1;
+        failed = PyDict_SetItemString(tp->tp_dict, "acquire", method) < 0
+                 || PyDict_SetItemString(tp->tp_dict, "acquire_lock", method) < 0;
+        Py_DECREF(method);
+        PyType_Modified(tp);
+        return failed ? -1 : 0;
+    }
+    """
+    int fastsync_install_lock_acquire(object type, Py_ssize_t lock_offset) except -1
+
+
+cdef Py_ssize_t lock_state_offset():
+    cdef Lock sample = Lock()
+    return <char *>&sample._lock - <char *><void *>sample
+
+fastsync_install_lock_acquire(Lock, lock_state_offset())
+
+
 # ---------------------------------------------------------------------------
 # RLock
 
@@ -1161,6 +1235,7 @@ cdef class Condition:
         self._lock.release()
         return None
 
+    @cython.always_allow_keywords(True)   # threading's takes x=... too
     def _acquire_restore(self, x):
         # threading.Condition names the saved state `x`.
         if self._foreign_acquire_restore is not None:
