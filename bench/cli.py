@@ -47,7 +47,8 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
                         help="keep N CPU-bound processes running during the run (a busy "
                              "machine), and stop them afterwards")
     parser.add_argument("--targets", action="store_true",
-                        help="also check the project's speed targets for the compiled backend")
+                        help="also check the project's speed targets for the compiled backend "
+                             "(with --busy, those for a busy machine)")
     # For the worker processes of the single-thread cases (see runner.py) only.
     parser.add_argument(runner.WORKER_FLAG, action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--case", action="append", default=[], help=argparse.SUPPRESS)
@@ -133,14 +134,25 @@ def run(args: argparse.Namespace, busy_pids: List[int]) -> int:
     print()
     print(report.table(results, implementations, markdown=args.markdown))
     print()
+    cpu = report.cpu_table(results, implementations, markdown=args.markdown)
+    if cpu:
+        print(cpu)
+        print()
     print(report.notes(results, missing))
-    if args.targets:
+    if args.targets and busy_pids:
+        print()
+        print("Targets on a busy machine (compiled backend):")
+        print(targets.format_checks(targets.check_busy(results)))
+    elif args.targets:
         print()
         print("Targets for Lock, RLock and Event (compiled backend):")
         print(targets.format_checks(targets.check_basic(results)))
         print()
         print("Targets for Condition, Semaphore, Barrier and queue.Queue (compiled backend):")
         print(targets.format_checks(targets.check_composites(results)))
+        print()
+        print("Never slower than threading (compiled backend):")
+        print(targets.format_checks(targets.check_not_slower(results)))
     if args.json:
         report.write_json(args.json, report.to_json(results, implementations, missing, env, settings))
         print(f"\nResults written to {args.json}")

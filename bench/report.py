@@ -64,6 +64,32 @@ def table(results: Sequence[CaseResult], implementations: Sequence[Implementatio
     return _markdown(columns, rows) if markdown else _aligned(columns, rows)
 
 
+def cpu_table(results: Sequence[CaseResult], implementations: Sequence[Implementation],
+              markdown: bool = False) -> str:
+    """CPU time per operation of the thread cases, all threads of the process
+    together, with each implementation's ratio to threading's; '' if none."""
+    shown = [r for r in results if not r.skipped and not r.case.uncontended
+             and r.cpu_median(BASELINE) is not None]
+    present = [i for i in implementations if i.name != FLOOR
+               and any(r.cpu_median(i.name) is not None for r in shown)]
+    if not shown or not present:
+        return ""
+    columns: List[Column] = [("", "case")]
+    for impl in present:
+        columns.append((impl.label, "CPU ns/op"))
+        if impl.name != BASELINE:
+            columns.append((impl.label, "/ threading"))
+    rows = []
+    for result in shown:
+        row = [result.case.title]
+        for impl in present:
+            row.append(_number(result.cpu_median(impl.name), ""))
+            if impl.name != BASELINE:
+                row.append(_number(result.cpu_ratio(impl.name), "x"))
+        rows.append(row)
+    return _markdown(columns, rows) if markdown else _aligned(columns, rows)
+
+
 def notes(results: Sequence[CaseResult], missing: Sequence[str]) -> str:
     lines = [
         "ns/op: median nanoseconds per operation (lower is better); speedup: threading's "
@@ -75,6 +101,8 @@ def notes(results: Sequence[CaseResult], missing: Sequence[str]) -> str:
         "threads do, without Python or the GIL: what the hand-off itself costs.",
         f"Single-thread cases run the statement {UNROLL}x unrolled in a loop; '*' marks a "
         f"result whose samples spread over more than {NOISY_SPREAD:.0%} of the median.",
+        "CPU ns/op: CPU time of every thread of the process per operation (median), "
+        "spinning included; '/ threading' is its ratio to threading's (lower is better).",
     ]
     lines += [f"Not compared: {note}" for note in missing]
     for result in results:
@@ -206,10 +234,12 @@ def _case_json(result: CaseResult) -> Dict:
                  "fastsync_missing": result.missing, "results": {}}
     for name, m in result.measurements.items():
         entry: Dict = {"error": m.error, "size": m.size, "ops_per_sample": m.ops,
-                       "ns_per_op_samples": m.ns_per_op, "process_medians": m.process_medians}
+                       "ns_per_op_samples": m.ns_per_op, "process_medians": m.process_medians,
+                       "cpu_ns_per_op_samples": m.cpu_ns_per_op}
         if result.median(name) is not None:
             entry.update(ns_per_op=m.median, spread=m.spread,
-                         speedup=result.speedup(name), floor_ratio=result.floor_ratio(name))
+                         speedup=result.speedup(name), floor_ratio=result.floor_ratio(name),
+                         cpu_ns_per_op=result.cpu_median(name), cpu_ratio=result.cpu_ratio(name))
         out["results"][name] = entry
     return out
 

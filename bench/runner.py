@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -64,6 +65,10 @@ class Measurement:
     size: int = 0                                    # case size per sample
     ops: int = 0                                     # operations per sample
     ns_per_op: List[float] = field(default_factory=list)
+    # CPU time of the whole process (every thread) per operation, for the
+    # cases timed in this process: what a hand-off costs in CPU, spinning
+    # included, which wall time hides when the CPUs are idle.
+    cpu_ns_per_op: List[float] = field(default_factory=list)
     error: Optional[str] = None
     # One median per worker process, when the samples came from several.
     process_medians: List[float] = field(default_factory=list)
@@ -95,6 +100,18 @@ class CaseResult:
         if found is None or found.error or not found.ns_per_op:
             return None
         return found.median
+
+    def cpu_median(self, name: str) -> Optional[float]:
+        """Median CPU ns/op of an implementation, None if not measured."""
+        found = self.measurements.get(name)
+        if found is None or found.error or not found.cpu_ns_per_op:
+            return None
+        return statistics.median(found.cpu_ns_per_op)
+
+    def cpu_ratio(self, name: str) -> Optional[float]:
+        """This implementation's CPU time per operation / threading's."""
+        mine, base = self.cpu_median(name), self.cpu_median(BASELINE)
+        return None if mine is None or base is None else mine / base
 
     def speedup(self, name: str) -> Optional[float]:
         """threading's time / this implementation's time."""
@@ -273,12 +290,15 @@ def _calibrated(case: Case, impl: Implementation, target_ns: int) -> Measurement
 
 
 def _add_sample(case: Case, impl: Implementation, measurement: Measurement) -> None:
+    cpu_before = time.process_time_ns()
     try:
         elapsed, ops = _timed(case, impl, measurement.size)
     except Exception:
         measurement.error = _describe_error()
         return
+    cpu = time.process_time_ns() - cpu_before
     measurement.ns_per_op.append(elapsed / ops)
+    measurement.cpu_ns_per_op.append(cpu / ops)
 
 
 def _describe_error() -> str:
