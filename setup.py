@@ -136,9 +136,9 @@ def extensions():
         depends=sorted(glob.glob(os.path.join("csrc", "*.[ch]"))),
         define_macros=macros,
     )
-    built = cythonize([extension], compiler_directives={"language_level": "3"})
-    # cythonize() drops optional=True; the fallback is handled by OptionalBuildExt.
-    return built
+    # The Cython directives, language_level among them, are in the .pyx header.
+    # A failed compile falls back to pure Python through OptionalBuildExt.
+    return cythonize([extension])
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

@@ -86,7 +86,7 @@ static int look_until(const fs_atomic_u32 *addr, uint32_t expected, int64_t end_
 static FS_THREAD_LOCAL uint32_t spins_failed_in_a_row;
 static FS_THREAD_LOCAL uint32_t spins_skipped;
 
-static int spin_pays_here(void)
+static int spin_pays_for_this_thread(void)
 {
     if (spins_failed_in_a_row < FAILS_BEFORE_PAUSE)
         return 1;
@@ -100,7 +100,7 @@ int fs_spin_while(const fs_atomic_u32 *addr, uint32_t expected,
                   int64_t deadline_ns, int64_t spin_ns)
 {
     int changed = 0;
-    if (spin_ns <= 0 || !spin_pays_here())
+    if (spin_ns <= 0 || !spin_pays_for_this_thread())
         return 0;
     /* Spinners beyond the CPUs would only take CPU time from the threads
      * they wait for. */

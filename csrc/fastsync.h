@@ -1,7 +1,9 @@
-/* fastsync's primitives in plain C: Lock, RLock and Event.
+/* fastsync's primitives in plain C: Lock, RLock, Event, Semaphore and the
+ * Condition's queue of waiters.
  *
- * Each primitive is a 32-bit state word changed with atomics (fs_atomic.h)
- * plus the platform's wait/wake layer (fs_wait.h).  The uncontended paths are
+ * Each primitive's state is a 32-bit word changed with atomics (fs_atomic.h),
+ * plus, for a Lock, the queue of its long waiters, and the platform's
+ * wait/wake layer (fs_wait.h).  The uncontended paths are
  * static inline and make no system call; everything that may block lives in
  * fastsync.c and takes an absolute deadline on the monotonic clock
  * (FS_NO_DEADLINE for none) and a spin budget (below).  Blocking calls return

@@ -3,7 +3,7 @@
 # cython: always_allow_keywords=False
 # (That makes methods without arguments METH_NOARGS and those with one
 # required argument METH_O: the interpreter calls them on its cheapest paths.)
-"""The compiled backend: a thin skin over csrc/fastsync.h.
+"""The compiled backend: the Python types over csrc/fastsync.h.
 
 Every uncontended operation is one atomic instruction done while holding the
 GIL.  The GIL is released only around a wait that must block; when a signal
@@ -403,7 +403,7 @@ def _spinning_threads():
     return fs_spinning_threads()
 
 
-cdef inline int64_t spin_ns_here() noexcept nogil:
+cdef inline int64_t spin_ns_for_this_thread() noexcept nogil:
     return 0 if thread_id() == signal_thread_ident else spin_budget_ns
 
 
@@ -483,7 +483,7 @@ cdef bint lock_acquire_blocking(fs_lock *lock, int64_t timeout_ns) except -1:
     if it can still tell in time, and the finalizing thread takes it over
     if not (see fs_lock_note_owner_awaits_gil)."""
     cdef int64_t deadline = deadline_for(timeout_ns)
-    cdef int64_t spin_ns = spin_ns_here()
+    cdef int64_t spin_ns = spin_ns_for_this_thread()
     cdef int64_t waiting_since = 0
     cdef fs_result result
     cdef bint gave_back
@@ -515,7 +515,7 @@ cdef bint lock_acquire_blocking(fs_lock *lock, int64_t timeout_ns) except -1:
 cdef bint event_wait_blocking(fs_event *event, uint32_t observed_state,
                               int64_t timeout_ns) except -1:
     cdef int64_t deadline = deadline_for(timeout_ns)
-    cdef int64_t spin_ns = spin_ns_here()
+    cdef int64_t spin_ns = spin_ns_for_this_thread()
     cdef fs_result result
     while True:
         with nogil:
@@ -998,7 +998,7 @@ atexit.register(_note_exiting_thread)
 
 cdef bint semaphore_acquire_blocking(fs_semaphore *sem, int64_t timeout_ns) except -1:
     cdef int64_t deadline = deadline_for(timeout_ns)
-    cdef int64_t spin_ns = spin_ns_here()
+    cdef int64_t spin_ns = spin_ns_for_this_thread()
     cdef fs_result result
     while True:
         with nogil:
@@ -1296,7 +1296,7 @@ cdef class Condition:
         if timeout_ns == 0:
             return False
         deadline = deadline_for(timeout_ns)
-        spin_ns = spin_ns_here()
+        spin_ns = spin_ns_for_this_thread()
         while True:
             with nogil:
                 note_gil_released()
