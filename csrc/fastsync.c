@@ -100,6 +100,10 @@ int fs_spin_while(const fs_atomic_u32 *addr, uint32_t expected,
                   int64_t deadline_ns, int64_t spin_ns)
 {
     int changed = 0;
+    /* A word that has already changed needed no spin, so it says nothing
+     * about whether spinning pays: the counters are left alone. */
+    if (fs_load_u32(addr) != expected)
+        return 1;
     if (spin_ns <= 0 || !spin_pays_for_this_thread())
         return 0;
     /* Spinners beyond the CPUs would only take CPU time from the threads

@@ -1164,9 +1164,19 @@ static double failing_spin_ms(fs_atomic_u32 *word, int64_t spin_ns)
     return test_ms_since(start);
 }
 
+/* Changes the word once some thread spins on it. */
+static void *change_while_spun_on(void *word)
+{
+    while (fs_spinning_threads() == 0)
+        fs_cpu_relax();
+    fs_store_u32((fs_atomic_u32 *)word, 1);
+    return NULL;
+}
+
 static void *spin_pause_job(void *unused)
 {
     fs_atomic_u32 word;
+    test_thread changer;
     int i, calls = 0;
     (void)unused;
     fs_store_u32(&word, 0);
@@ -1175,12 +1185,18 @@ static void *spin_pause_job(void *unused)
     for (i = 1; i < 16; i++)                      /* two failures: a pause */
         EXPECT(failing_spin_ms(&word, MS(5)) < 4);
     EXPECT(failing_spin_ms(&word, MS(5)) >= 5);   /* every 16th call tries */
-    /* Still paused: only the next try can see the change, and its success
-     * ends the pause. */
+    /* A word found already changed is reported at once, paused or not, and
+     * needed no spin, so the pause goes on. */
     fs_store_u32(&word, 1);
+    EXPECT(fs_spin_while(&word, 0, FS_NO_DEADLINE, MS(5)));
+    fs_store_u32(&word, 0);
+    EXPECT(failing_spin_ms(&word, MS(5)) < 4);
+    /* Only the next try spins, sees the change, and so ends the pause. */
+    test_thread_start(&changer, change_while_spun_on, &word);
     while (!fs_spin_while(&word, 0, FS_NO_DEADLINE, MS(5)) && calls < 100)
         calls++;
-    EXPECT_EQ_INT(calls, 15);
+    test_thread_join(&changer);
+    EXPECT_EQ_INT(calls, 14);
     fs_store_u32(&word, 0);
     EXPECT(failing_spin_ms(&word, MS(5)) >= 5);
     return NULL;
