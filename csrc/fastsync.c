@@ -71,11 +71,14 @@ static int look_until(const fs_atomic_u32 *addr, uint32_t expected, int64_t end_
 
 /* Each thread learns whether spinning pays for it: after FAILS_BEFORE_PAUSE
  * spins in a row that ran out, it spins only on every PROBE_EVERY-th call
- * until one succeeds again.  A thread that is handed things quickly (a
- * ping-pong partner) keeps spinning; one that waits long (one of many
- * consumers of a queue) stops burning a CPU that other threads need. */
+ * until one succeeds again, and each probe that fails doubles that interval
+ * (up to MAX_PROBE_DOUBLINGS times).  A thread that is handed things quickly
+ * (a ping-pong partner) keeps spinning; one that waits long (one of many
+ * consumers of a queue), or whose partner cannot run while it spins (both on
+ * one CPU of a busy machine), stops burning a CPU that other threads need. */
 #define FAILS_BEFORE_PAUSE 2
 #define PROBE_EVERY 16
+#define MAX_PROBE_DOUBLINGS 6
 
 #if defined(_MSC_VER)
 #  define FS_THREAD_LOCAL __declspec(thread)
@@ -88,9 +91,14 @@ static FS_THREAD_LOCAL uint32_t spins_skipped;
 
 static int spin_pays_for_this_thread(void)
 {
+    uint32_t failed_probes, probe_every;
     if (spins_failed_in_a_row < FAILS_BEFORE_PAUSE)
         return 1;
-    if (++spins_skipped < PROBE_EVERY)
+    failed_probes = spins_failed_in_a_row - FAILS_BEFORE_PAUSE;
+    if (failed_probes > MAX_PROBE_DOUBLINGS)
+        failed_probes = MAX_PROBE_DOUBLINGS;
+    probe_every = (uint32_t)PROBE_EVERY << failed_probes;
+    if (++spins_skipped < probe_every)
         return 0;
     spins_skipped = 0;
     return 1;
