@@ -1,0 +1,128 @@
+# ---------------------------------------------------------------------------
+# Lock
+
+@cython.final
+cdef class Lock:
+    """A primitive lock, like threading.Lock; any thread may release it."""
+
+    cdef fs_lock _lock   # all-zero (unlocked) from allocation
+    cdef object __weakref__
+
+    def __init__(self):
+        pass
+
+    def acquire(self, blocking=True, timeout=-1):
+        """Acquire the lock, blocking or not, with an optional timeout in seconds.
+
+        Returns True if the lock was acquired, False if not."""
+        cdef int64_t timeout_ns = timeout_for(blocking, timeout)
+        if fs_lock_try_acquire(&self._lock):
+            return True
+        if timeout_ns == 0:
+            return False
+        return lock_acquire_blocking(&self._lock, timeout_ns)
+
+    def __enter__(self):
+        if not fs_lock_try_acquire(&self._lock):
+            lock_acquire_blocking(&self._lock, -1)
+        return True
+
+    def release(self):
+        """Release the lock; RuntimeError if it is not locked."""
+        if not fs_lock_release(&self._lock):
+            raise RuntimeError("release unlocked lock")
+
+    # __exit__: lock_exit, installed below the class.
+
+    def locked(self):
+        """True if the lock is held by some thread."""
+        return fs_lock_is_locked(&self._lock)
+
+    def _at_fork_reinit(self):
+        fs_lock_init(&self._lock)
+
+    # threading.Lock's obsolete synonyms, which its objects still have.
+    acquire_lock = acquire
+    release_lock = release
+    locked_lock = locked
+
+    def __repr__(self):
+        state = "locked" if fs_lock_is_locked(&self._lock) else "unlocked"
+        return f"<{state} {type_name(self)} object at {id(self):#x}>"
+
+    def __reduce_ex__(self, protocol):
+        raise cannot_pickle(self)
+
+
+cdef object lock_exit(object self):
+    if not fs_lock_release(&(<Lock>self)._lock):
+        raise RuntimeError("release unlocked lock")
+
+
+# Lock.acquire() and acquire(False) are the calls that count, and on the
+# newest Pythons threading's own call costs no more than Cython's argument
+# parsing.  So Lock gets an acquire written in C that answers those calls
+# (no keywords, blocking given as True or False or not at all) when the lock
+# is free, or held and not to be waited for, and hands every other call to
+# the Cython method above, which parses the arguments and blocks.
+
+cdef extern from *:
+    """
+    typedef PyObject *(*fastsync_fastcall_kw)(PyObject *, PyObject *const *,
+                                              Py_ssize_t, PyObject *);
+    static fastsync_fastcall_kw fastsync_lock_acquire_parsed;
+    static Py_ssize_t fastsync_lock_offset;   /* of a Lock's fs_lock */
+
+    static PyObject *fastsync_lock_acquire(PyObject *self, PyObject *const *args,
+                                           Py_ssize_t nargs, PyObject *kwnames)
+    {
+        if (kwnames == NULL && nargs <= 1) {
+            PyObject *blocking = nargs ? args[0] : Py_True;
+            if (blocking == Py_True || blocking == Py_False) {
+                if (fs_lock_try_acquire((fs_lock *)((char *)self + fastsync_lock_offset)))
+                    Py_RETURN_TRUE;
+                if (blocking == Py_False)
+                    Py_RETURN_FALSE;
+            }
+        }
+        return fastsync_lock_acquire_parsed(self, args, nargs, kwnames);
+    }
+
+    static PyMethodDef fastsync_lock_acquire_def = {
+        "acquire", (PyCFunction)(void (*)(void))fastsync_lock_acquire,
+        METH_FASTCALL | METH_KEYWORDS, NULL
+    };
+
+    /* Puts fastsync_lock_acquire in place of the type's acquire (and its
+     * alias acquire_lock), with its docstring.  Leaves the type alone where
+     * Cython did not make acquire METH_FASTCALL | METH_KEYWORDS (PyPy). */
+    static int fastsync_install_lock_acquire(PyObject *type, Py_ssize_t lock_offset)
+    {
+        PyTypeObject *tp = (PyTypeObject *)type;
+        PyMethodDef *def = tp->tp_methods;
+        PyObject *method;
+        int failed;
+        while (def != NULL && def->ml_name != NULL && strcmp(def->ml_name, "acquire") != 0)
+            def++;
+        if (def == NULL || def->ml_name == NULL
+                || def->ml_flags != (METH_FASTCALL | METH_KEYWORDS))
+            return 0;
+        fastsync_lock_acquire_parsed = (fastsync_fastcall_kw)(void (*)(void))def->ml_meth;
+        fastsync_lock_offset = lock_offset;
+        fastsync_lock_acquire_def.ml_doc = def->ml_doc;
+        method = PyDescr_NewMethod(tp, &fastsync_lock_acquire_def);
+        if (method == NULL)
+            return -1;
+        failed = PyDict_SetItemString(tp->tp_dict, "acquire", method) < 0
+                 || PyDict_SetItemString(tp->tp_dict, "acquire_lock", method) < 0;
+        Py_DECREF(method);
+        PyType_Modified(tp);
+        return failed ? -1 : 0;
+    }
+    """
+    int fastsync_install_lock_acquire(object type, Py_ssize_t lock_offset) except -1
+
+
+cdef Py_ssize_t lock_state_offset():
+    cdef Lock sample = Lock()
+    return <char *>&sample._lock - <char *><void *>sample

@@ -1,0 +1,207 @@
+# ---------------------------------------------------------------------------
+# RLock
+
+cdef extern from *:
+    """
+    /* threading.get_ident() without the call into libpython: CPython's
+     * PyThread_get_thread_ident is exactly this on both families. */
+    #if defined(_WIN32)
+    #  define fastsync_thread_ident() ((unsigned long)GetCurrentThreadId())
+    #else
+    #  include <pthread.h>
+    #  if defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__)
+    /* x86-64 keeps the thread pointer at %fs:0, and glibc's pthread_self()
+     * returns it (its thread descriptor starts at the thread pointer).
+     * Reading it inline saves a call through the PLT, twice per RLock
+     * acquire+release, and deciding here rather than at load time saves a
+     * test of a flag in each.  The module checks the two agree when it loads.
+     * Other C libraries (musl, Android's) take the call. */
+    #    define FASTSYNC_FS_SELF 1
+    static inline unsigned long fastsync_thread_ident(void)
+    {
+        unsigned long self;
+        __asm__ ("mov %%fs:0, %0" : "=r" (self));
+        return self;
+    }
+    #  else
+    #    define fastsync_thread_ident() ((unsigned long)pthread_self())
+    #  endif
+    #endif
+
+    /* 1: the id is read inline and agrees with pthread_self(); 0: it comes
+     * from a call; -1: read inline but it disagrees, which the module
+     * refuses to load with. */
+    static int fastsync_thread_ident_check(void)
+    {
+    #if defined(FASTSYNC_FS_SELF)
+        return fastsync_thread_ident() == (unsigned long)pthread_self() ? 1 : -1;
+    #else
+        return 0;
+    #endif
+    }
+    """
+    unsigned long fastsync_thread_ident() nogil
+    int fastsync_thread_ident_check()
+
+
+
+cdef inline unsigned long thread_id() noexcept nogil:
+    return fastsync_thread_ident()
+
+
+# 3.14 rebuilt _thread.RLock on a recursive mutex whose depth beyond the
+# first level is a size_t, like our `extra`: whoever is recorded as owner owns
+# it even at depth 0 (which _acquire_restore((0, me)) makes), the depth wraps
+# around instead of overflowing, _acquire_restore reads the count as a
+# Py_ssize_t, and _release_save refuses unless the caller owns the lock.
+# Asked of _thread: a count above sys.maxsize is refused only by the new one.
+def _rlock_is_recursive_mutex():
+    probe = _thread.RLock()
+    try:
+        probe._acquire_restore((sys.maxsize + 1, 1))
+    except OverflowError:
+        return True
+    return False
+
+cdef bint RLOCK_IS_RECURSIVE_MUTEX = _rlock_is_recursive_mutex()
+_stdlib_rlock = _thread.RLock
+
+
+cdef class RLock:
+    """A reentrant lock, like threading.RLock; only its owner may release it."""
+
+    cdef fs_rlock _rlock   # all-zero (unlocked, no owner) from allocation
+    cdef object __weakref__
+
+    def __init__(self, *args, **kwargs):
+        if args or kwargs:
+            check_rlock_arguments(args, kwargs, stacklevel=1)   # Cython adds no frame
+
+    @cython.final
+    cdef inline bint _acquire(self, int64_t timeout_ns) except -1:
+        """Take the lock, or count one more level if this thread holds it;
+        timeout_ns: -1 waits for ever, 0 doesn't wait."""
+        cdef uintptr_t me = thread_id()
+        # A free lock can't be ours: the uncontended case never looks at the owner.
+        if fs_lock_try_acquire(&self._rlock.lock):
+            fs_rlock_take_first(&self._rlock, me)
+            return True
+        return self._acquire_held(me, timeout_ns)
+
+    @cython.final
+    cdef bint _acquire_held(self, uintptr_t me, int64_t timeout_ns) except -1:
+        """_acquire when the lock is held: by this thread, or another one."""
+        cdef uintptr_t count = fs_rlock_owned_count(&self._rlock, me)
+        if RLOCK_IS_RECURSIVE_MUTEX:
+            if fs_load_uptr_relaxed(&self._rlock.owner) == me:
+                fs_rlock_set_count(&self._rlock, count + 1)   # wraps, as 3.14's does
+                return True
+        elif count != 0:
+            if count >= FS_RLOCK_COUNT_MAX:
+                raise OverflowError("Internal lock count overflowed")
+            fs_rlock_set_count(&self._rlock, count + 1)
+            return True
+        if timeout_ns == 0 or not lock_acquire_blocking(&self._rlock.lock, timeout_ns):
+            return False
+        fs_rlock_take_first(&self._rlock, me)
+        return True
+
+    def acquire(self, blocking=True, timeout=-1):
+        """Acquire the lock, or count one more level if this thread holds it.
+
+        Returns True if the lock was acquired, False if not."""
+        return self._acquire(timeout_for(blocking, timeout))
+
+    def __enter__(self):
+        self._acquire(-1)
+        return True
+
+    @cython.final
+    cdef inline int _release_one(self) except -1:
+        if not fs_rlock_release_one(&self._rlock, thread_id()):
+            return self._release_unowned()
+        return 0
+
+    @cython.final
+    cdef int _release_unowned(self) except -1:
+        """release() when fs_rlock_release_one refused: the owner at depth 0
+        counts down from it on 3.14+ (wrapping); anyone else may not."""
+        if RLOCK_IS_RECURSIVE_MUTEX and self._owned(thread_id()):
+            fs_rlock_set_count(&self._rlock, <uintptr_t>0 - 1)
+            return 0
+        raise RuntimeError("cannot release un-acquired lock")
+
+    @cython.final
+    cdef bint _owned(self, uintptr_t me) noexcept:
+        if RLOCK_IS_RECURSIVE_MUTEX:
+            return fs_load_uptr_relaxed(&self._rlock.owner) == me
+        return fs_rlock_is_owned(&self._rlock, me)
+
+    def release(self):
+        """Undo one acquire(); RuntimeError unless this thread holds the lock."""
+        self._release_one()
+
+    # __exit__: rlock_exit, installed below the class.
+
+    def locked(self):
+        """True if the lock is held by some thread (as RLock.locked() in 3.14)."""
+        return fs_lock_is_locked(&self._rlock.lock)
+
+    def _is_owned(self):
+        return self._owned(thread_id())
+
+    def _recursion_count(self):
+        return fs_rlock_owned_count(&self._rlock, thread_id())
+
+    def _release_save(self):
+        # Up to 3.13, like CPython's, this checks only that the lock is held,
+        # not by whom; since then only the owner may.
+        cdef uintptr_t count = fs_rlock_count(&self._rlock)
+        cdef uintptr_t owner = fs_load_uptr_relaxed(&self._rlock.owner)
+        if RLOCK_IS_RECURSIVE_MUTEX:
+            if owner != thread_id():
+                raise RuntimeError("cannot release un-acquired lock")
+        elif count == 0:
+            raise RuntimeError("cannot release un-acquired lock")
+        fs_rlock_release_all(&self._rlock)
+        if RLOCK_IS_RECURSIVE_MUTEX:
+            return (<Py_ssize_t>count, owner)   # 3.14+ hands the count back signed
+        return (count, owner)
+
+    def _acquire_restore(self, state, /):
+        cdef unsigned long count, owner
+        try:
+            if not (isinstance(state, (tuple, list)) and len(state) == 2):
+                raise TypeError
+            if RLOCK_IS_RECURSIVE_MUTEX:
+                count = <unsigned long>PyLong_AsSsize_t(_index(state[0]))
+            else:
+                count = PyLong_AsUnsignedLongMask(_index(state[0]))
+            owner = PyLong_AsUnsignedLongMask(_index(state[1]))
+        except (TypeError, OverflowError):
+            # The interpreter's own lock raises the error threading gives.
+            _stdlib_rlock()._acquire_restore(state)
+            raise
+        if not fs_lock_try_acquire(&self._rlock.lock):
+            lock_acquire_blocking(&self._rlock.lock, -1)
+        fs_rlock_take(&self._rlock, owner, count)
+
+    def _at_fork_reinit(self):
+        fs_rlock_init(&self._rlock)
+
+    def __repr__(self):
+        count = fs_rlock_count(&self._rlock)
+        owner = fs_load_uptr_relaxed(&self._rlock.owner)
+        if RLOCK_IS_RECURSIVE_MUTEX:   # held at depth 0 reads as locked too
+            state = "locked" if fs_lock_is_locked(&self._rlock.lock) else "unlocked"
+        else:
+            state = "locked" if count else "unlocked"
+        return (f"<{state} {type_name(self)} object owner={owner} count={count} "
+                f"at {id(self):#x}>")
+
+    def __reduce_ex__(self, protocol):
+        raise cannot_pickle(self)
+
+
+cdef object rlock_exit(object self):
+    (<RLock>self)._release_one()

@@ -1,0 +1,168 @@
+# ---------------------------------------------------------------------------
+# Spinning: a thread that must block keeps looking for a while before it sleeps
+#
+# A hand-off (a lock, an event, a notification) to a thread that slept costs
+# the kernel waking it, often on an idle CPU; to a thread still looking it
+# costs a few cache misses (README.md, "Spinning").  A wait that outlasts the
+# spin costs that CPU time once.
+
+# Long enough to cover the Python code a partner runs between two hand-offs,
+# short enough that a thread which then sleeps has used little CPU.
+DEFAULT_SPIN_NS = 20_000
+
+cdef int64_t spin_budget_ns = 0
+# CPython runs signal handlers in the main thread only, and a signal that
+# arrives while a thread spins doesn't end the sleep that follows (only a
+# sleep in progress is interrupted).  So the main thread never spins, and
+# Ctrl-C keeps ending its waits at once.
+cdef unsigned long signal_thread_ident = 0
+
+
+def _usable_cpus():
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _set_spin_ns(ns):
+    """Set how long a blocked thread (other than the main thread) looks before
+    it sleeps, in nanoseconds (0: never); returns the previous value.  On by
+    default where more than one CPU is usable, unless FASTSYNC_NO_SPIN is set.
+    For tests and measurements; not part of the API."""
+    global spin_budget_ns
+    previous = spin_budget_ns
+    ns = _index(ns)
+    if not 0 <= ns <= 10**9:
+        raise ValueError("spin time must be between 0 and 10**9 ns")
+    spin_budget_ns = ns
+    return previous
+
+
+def _spinning_threads():
+    """How many threads spin right now.  For tests; not part of the API."""
+    return fs_spinning_threads()
+
+
+cdef inline int64_t spin_ns_for_this_thread() noexcept nogil:
+    return 0 if thread_id() == signal_thread_ident else spin_budget_ns
+
+
+# The GIL.  A woken thread still has to take the GIL, and the thread that woke
+# it usually holds it for a little longer (it returns from set() or notify()
+# and runs on until it blocks itself).  A thread that asks for the GIL then
+# sleeps in CPython's own wait, and pays the wake-up the spin avoided.  So a
+# thread that was handed something keeps looking, for up to its spin time,
+# until some thread releases the GIL in one of our waits, and only then asks.
+# The flag is only a hint (the GIL also changes hands elsewhere, unseen): a
+# wrong hint costs at most the spin time, never correctness.
+cdef fs_atomic_u32 gil_released_in_wait   # 1: released by a waiter, not yet retaken here
+
+cdef inline void note_gil_released() noexcept nogil:
+    fs_store_u32(&gil_released_in_wait, 1)
+
+cdef inline void note_gil_taken() noexcept nogil:
+    fs_store_u32(&gil_released_in_wait, 0)
+
+cdef extern from *:
+    """
+    /* A free-threaded build has no GIL to wait for. */
+    #if defined(Py_GIL_DISABLED)
+    #define FASTSYNC_GIL_DISABLED 1
+    #else
+    #define FASTSYNC_GIL_DISABLED 0
+    #endif
+    """
+    const bint GIL_DISABLED "FASTSYNC_GIL_DISABLED"
+
+cdef inline void await_gil_release(int64_t spin_ns) noexcept nogil:
+    """Before asking for the GIL after a wait that was ended by another thread."""
+    if not GIL_DISABLED:
+        fs_spin_while(&gil_released_in_wait, 0, FS_NO_DEADLINE, spin_ns)
+
+# ---------------------------------------------------------------------------
+# Blocking: the only places the GIL is released
+
+cdef extern from *:
+    """
+    #if defined(PYPY_VERSION)
+    #  define fastsync_is_finalizing() 0
+    #elif PY_VERSION_HEX >= 0x030D0000
+    #  define fastsync_is_finalizing() Py_IsFinalizing()
+    #else
+    #  define fastsync_is_finalizing() _Py_IsFinalizing()
+    #endif
+    """
+    bint fastsync_is_finalizing() nogil
+
+# The thread that runs the interpreter's exit (atexit callbacks, then
+# finalization), once it has begun; 0 before.
+cdef fs_atomic_uptr exiting_thread_ident
+
+def _note_exiting_thread():
+    fs_store_uptr_relaxed(&exiting_thread_ident, thread_id())
+
+cdef inline bint finalizing_here() noexcept nogil:
+    """Whether the interpreter is being finalized by this thread."""
+    cdef uintptr_t exiting = fs_load_uptr_relaxed(&exiting_thread_ident)
+    return exiting == thread_id() and fastsync_is_finalizing()
+
+cdef inline bint finalizing_elsewhere() noexcept nogil:
+    """Whether the interpreter is being finalized by another thread: then
+    this thread never gets the GIL back (it is ended, or parked for ever)."""
+    cdef uintptr_t exiting = fs_load_uptr_relaxed(&exiting_thread_ident)
+    return exiting != 0 and exiting != thread_id() and fastsync_is_finalizing()
+
+
+cdef bint lock_acquire_blocking(fs_lock *lock, int64_t timeout_ns) except -1:
+    """Wait for the lock; the caller's uncontended attempt has failed.
+
+    A woken waiter takes the lock before it asks for the GIL (see
+    fs_lock_wait_until).  If the interpreter is finalized meanwhile by
+    another thread, this one never gets the GIL: it gives the lock back
+    if it can still tell in time, and the finalizing thread takes it over
+    if not (see fs_lock_note_owner_awaits_gil)."""
+    cdef int64_t deadline = deadline_for(timeout_ns)
+    cdef int64_t spin_ns = spin_ns_for_this_thread()
+    cdef int64_t waiting_since = 0
+    cdef fs_result result
+    cdef bint gave_back
+    if finalizing_here() and fs_lock_take_from_gil_waiter(lock):
+        return True
+    while True:
+        gave_back = False
+        with nogil:
+            note_gil_released()
+            result = fs_lock_wait_until(lock, &waiting_since, deadline, spin_ns)
+            if result == FS_ACQUIRED:
+                await_gil_release(spin_ns)
+                fs_lock_note_owner_awaits_gil(lock)
+                if finalizing_elsewhere() and fs_lock_note_owner_has_gil(lock):
+                    fs_lock_release(lock)
+                    gave_back = True
+        note_gil_taken()
+        if gave_back:
+            continue   # not ended after all: wait again
+        if result == FS_ACQUIRED:
+            # Had the lock been taken over, this thread would not be here.
+            fs_lock_note_owner_has_gil(lock)
+            return True
+        if result == FS_TIMED_OUT:
+            return False
+        PyErr_CheckSignals()    # raises what a handler raised; nothing is held
+
+
+cdef bint event_wait_blocking(fs_event *event, uint32_t observed_state,
+                              int64_t timeout_ns) except -1:
+    cdef int64_t deadline = deadline_for(timeout_ns)
+    cdef int64_t spin_ns = spin_ns_for_this_thread()
+    cdef fs_result result
+    while True:
+        with nogil:
+            note_gil_released()
+            result = fs_event_wait_until(event, observed_state, deadline, spin_ns)
+            if result == FS_ACQUIRED:
+                await_gil_release(spin_ns)
+        note_gil_taken()
+        if result != FS_INTERRUPTED:
+            return result == FS_ACQUIRED
+        PyErr_CheckSignals()
