@@ -409,7 +409,7 @@ static inline int fs_semaphore_release(fs_semaphore *sem, uint64_t n, uint64_t l
     uint64_t count = fs_load_u64(&sem->count);
     if (n == 1 && limit == UINT64_MAX && count < FS_SEMAPHORE_ADD_FREELY_BELOW) {
         /* The common release: one atomic add, which unlike a compare-exchange
-         * doesn't wait for the load above (about 1.5 ns on 3.11 here). */
+         * doesn't wait for the load above. */
         fs_fetch_add_u64(&sem->count, 1);
     } else {
         do {
