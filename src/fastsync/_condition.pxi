@@ -144,7 +144,7 @@ cdef class Condition:
             else:
                 saved = self._release_save()
             try:
-                notified = self._sleep(waiter, timeout_ns)
+                notified = timeout_ns != 0 and condition_wait_blocking(waiter, timeout_ns)
             finally:
                 # Take it back whatever happened, as threading does.
                 if self._kind == FS_RLOCK:
@@ -158,25 +158,6 @@ cdef class Condition:
             # A notify that raced with a timeout still counts.
             notified = fs_cond_dequeue(&self._queue, waiter)
         return notified
-
-    @cython.final
-    cdef bint _sleep(self, fs_cond_waiter *waiter, int64_t timeout_ns) except -1:
-        cdef int64_t deadline, spin_ns
-        cdef fs_result result
-        if timeout_ns == 0:
-            return False
-        deadline = deadline_for(timeout_ns)
-        spin_ns = spin_ns_for_this_thread()
-        while True:
-            with nogil:
-                note_gil_released()
-                result = fs_cond_wait_notified(waiter, deadline, spin_ns)
-                if result == FS_ACQUIRED:
-                    await_gil_release(spin_ns)
-            note_gil_taken()
-            if result != FS_INTERRUPTED:
-                return result == FS_ACQUIRED
-            PyErr_CheckSignals()
 
     def wait_for(self, predicate, timeout=None):
         """Wait until predicate() is true or the timeout passes; returns the

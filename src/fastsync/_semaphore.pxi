@@ -1,22 +1,6 @@
 # ---------------------------------------------------------------------------
 # Semaphore and BoundedSemaphore
 
-cdef bint semaphore_acquire_blocking(fs_semaphore *sem, int64_t timeout_ns) except -1:
-    cdef int64_t deadline = deadline_for(timeout_ns)
-    cdef int64_t spin_ns = spin_ns_for_this_thread()
-    cdef fs_result result
-    while True:
-        with nogil:
-            note_gil_released()
-            result = fs_semaphore_acquire_until(sem, deadline, spin_ns)
-            if result == FS_ACQUIRED:
-                await_gil_release(spin_ns)
-        note_gil_taken()
-        if result != FS_INTERRUPTED:
-            return result == FS_ACQUIRED
-        PyErr_CheckSignals()
-
-
 _monotonic = __import__("time").monotonic
 
 

@@ -113,56 +113,108 @@ cdef inline bint finalizing_elsewhere() noexcept nogil:
     return exiting != 0 and exiting != thread_id() and fastsync_is_finalizing()
 
 
-cdef bint lock_acquire_blocking(fs_lock *lock, int64_t timeout_ns) except -1:
-    """Wait for the lock; the caller's uncontended attempt has failed.
+# One wait of a primitive, with the GIL released: FS_ACQUIRED (got it, was
+# set, was notified), FS_TIMED_OUT or FS_INTERRUPTED (a signal).
+ctypedef fs_result (*wait_step)(void *target, int64_t deadline_ns,
+                                int64_t spin_ns) noexcept nogil
+# Run, with the GIL still released, after a wait_step that got its object:
+# whether to keep it (false: it was given back, wait again).
+ctypedef bint (*keep_step)(void *target) noexcept nogil
 
-    A woken waiter takes the lock before it asks for the GIL (see
-    fs_lock_wait_until).  If the interpreter is finalized meanwhile by
-    another thread, this one never gets the GIL: it gives the lock back
-    if it can still tell in time, and the finalizing thread takes it over
-    if not (see fs_lock_note_owner_awaits_gil)."""
+
+cdef bint wait_with_gil_released(wait_step wait, void *target, int64_t timeout_ns,
+                                 keep_step keep=NULL) except -1:
+    """The blocking loop of every primitive: wait with the GIL released; after
+    a signal, run the handlers (which may raise) and wait again until the same
+    deadline.  Returns whether the wait got its object."""
     cdef int64_t deadline = deadline_for(timeout_ns)
     cdef int64_t spin_ns = spin_ns_for_this_thread()
-    cdef int64_t waiting_since = 0
     cdef fs_result result
-    cdef bint gave_back
-    if finalizing_here() and fs_lock_take_from_gil_waiter(lock):
-        return True
+    cdef bint kept
     while True:
-        gave_back = False
+        kept = True
         with nogil:
             note_gil_released()
-            result = fs_lock_wait_until(lock, &waiting_since, deadline, spin_ns)
+            result = wait(target, deadline, spin_ns)
             if result == FS_ACQUIRED:
                 await_gil_release(spin_ns)
-                fs_lock_note_owner_awaits_gil(lock)
-                if finalizing_elsewhere() and fs_lock_note_owner_has_gil(lock):
-                    fs_lock_release(lock)
-                    gave_back = True
+                if keep != NULL:
+                    kept = keep(target)
         note_gil_taken()
-        if gave_back:
-            continue   # not ended after all: wait again
-        if result == FS_ACQUIRED:
-            # Had the lock been taken over, this thread would not be here.
-            fs_lock_note_owner_has_gil(lock)
-            return True
-        if result == FS_TIMED_OUT:
-            return False
+        if not kept:
+            continue
+        if result != FS_INTERRUPTED:
+            return result == FS_ACQUIRED
         PyErr_CheckSignals()    # raises what a handler raised; nothing is held
 
 
+# Lock.  A woken waiter takes the lock before it asks for the GIL (see
+# fs_lock_wait_until).  If the interpreter is finalized meanwhile by another
+# thread, this one never gets the GIL: it gives the lock back if it can
+# still tell in time, and the finalizing thread takes it over if not (see
+# fs_lock_note_owner_awaits_gil).
+
+cdef struct lock_wait:
+    fs_lock *lock
+    int64_t waiting_since   # kept across the waits that signals interrupt
+
+cdef fs_result lock_wait_step(void *target, int64_t deadline_ns, int64_t spin_ns) noexcept nogil:
+    cdef lock_wait *w = <lock_wait *>target
+    return fs_lock_wait_until(w.lock, &w.waiting_since, deadline_ns, spin_ns)
+
+cdef bint lock_keep_step(void *target) noexcept nogil:
+    cdef fs_lock *lock = (<lock_wait *>target).lock
+    fs_lock_note_owner_awaits_gil(lock)
+    if finalizing_elsewhere() and fs_lock_note_owner_has_gil(lock):
+        fs_lock_release(lock)
+        return False    # not ended after all: wait again
+    return True
+
+cdef bint lock_acquire_blocking(fs_lock *lock, int64_t timeout_ns) except -1:
+    """Wait for the lock; the caller's uncontended attempt has failed."""
+    cdef lock_wait w
+    if finalizing_here() and fs_lock_take_from_gil_waiter(lock):
+        return True
+    w.lock = lock
+    w.waiting_since = 0
+    if not wait_with_gil_released(lock_wait_step, &w, timeout_ns, lock_keep_step):
+        return False
+    # Had the lock been taken over, this thread would not be here.
+    fs_lock_note_owner_has_gil(lock)
+    return True
+
+
+# Event
+
+cdef struct event_wait:
+    fs_event *event
+    uint32_t observed_state
+
+cdef fs_result event_wait_step(void *target, int64_t deadline_ns, int64_t spin_ns) noexcept nogil:
+    cdef event_wait *w = <event_wait *>target
+    return fs_event_wait_until(w.event, w.observed_state, deadline_ns, spin_ns)
+
 cdef bint event_wait_blocking(fs_event *event, uint32_t observed_state,
                               int64_t timeout_ns) except -1:
-    cdef int64_t deadline = deadline_for(timeout_ns)
-    cdef int64_t spin_ns = spin_ns_for_this_thread()
-    cdef fs_result result
-    while True:
-        with nogil:
-            note_gil_released()
-            result = fs_event_wait_until(event, observed_state, deadline, spin_ns)
-            if result == FS_ACQUIRED:
-                await_gil_release(spin_ns)
-        note_gil_taken()
-        if result != FS_INTERRUPTED:
-            return result == FS_ACQUIRED
-        PyErr_CheckSignals()
+    cdef event_wait w
+    w.event = event
+    w.observed_state = observed_state
+    return wait_with_gil_released(event_wait_step, &w, timeout_ns)
+
+
+# Semaphore
+
+cdef fs_result semaphore_wait_step(void *target, int64_t deadline_ns, int64_t spin_ns) noexcept nogil:
+    return fs_semaphore_acquire_until(<fs_semaphore *>target, deadline_ns, spin_ns)
+
+cdef bint semaphore_acquire_blocking(fs_semaphore *sem, int64_t timeout_ns) except -1:
+    return wait_with_gil_released(semaphore_wait_step, sem, timeout_ns)
+
+
+# Condition: a waiter's own wait for its notification
+
+cdef fs_result condition_wait_step(void *target, int64_t deadline_ns, int64_t spin_ns) noexcept nogil:
+    return fs_cond_wait_notified(<fs_cond_waiter *>target, deadline_ns, spin_ns)
+
+cdef bint condition_wait_blocking(fs_cond_waiter *waiter, int64_t timeout_ns) except -1:
+    return wait_with_gil_released(condition_wait_step, waiter, timeout_ns)
