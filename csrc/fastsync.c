@@ -130,11 +130,11 @@ int fs_spin_while(const fs_atomic_u32 *addr, uint32_t expected,
     return changed;
 }
 
-fs_wait_result fs_spin_then_wait(fs_atomic_u32 *addr, uint32_t expected,
-                                 int64_t deadline_ns, int64_t spin_ns)
+fs_result fs_spin_then_wait(fs_atomic_u32 *addr, uint32_t expected,
+                            int64_t deadline_ns, int64_t spin_ns)
 {
     if (fs_spin_while(addr, expected, deadline_ns, spin_ns))
-        return FS_WAIT_WOKEN;
+        return FS_OK;
     return fs_wait(addr, expected, deadline_ns);
 }
 
@@ -342,31 +342,32 @@ static int lock_withdraw_ask(fs_lock *lock, fs_lock_asker *me)
  * asks, the next sleeper in line is woken to ask in turn, so hand-offs go
  * round the waiters in the order they slept rather than among the few
  * awake. */
-static fs_result lock_take_handed(fs_lock *lock)
+static void lock_take_handed(fs_lock *lock)
 {
     uint32_t state = fs_fetch_and_u32(&lock->state, ~(uint32_t)FS_LOCK_HANDED);
     if ((state & FS_LOCK_WAITERS) && !(state & FS_LOCK_HANDOFF_ASKED))
         fs_wake_one(&lock->state);
-    return FS_ACQUIRED;
 }
 
 /* The asker's wait: until the lock is handed over, the deadline, or a signal.
- * Returns FS_ACQUIRED, or FS_TIMED_OUT / FS_INTERRUPTED having withdrawn.  A
+ * Returns FS_OK, or FS_TIMED_OUT / FS_INTERRUPTED having withdrawn.  A
  * signal that comes too late to withdraw stays pending for the caller. */
 static fs_result lock_await_handoff(fs_lock *lock, fs_lock_asker *me,
                                     int64_t deadline_ns, int64_t spin_ns)
 {
     for (;;) {
-        fs_wait_result waited;
+        fs_result waited;
         if (fs_load_u32(&me->handed))
-            return lock_take_handed(lock);
+            break;
         waited = fs_spin_then_wait(&me->handed, 0, deadline_ns, spin_ns);
-        if (waited == FS_WAIT_WOKEN)
+        if (waited == FS_OK)
             continue;
         if (!lock_withdraw_ask(lock, me))
-            return lock_take_handed(lock);
-        return waited == FS_WAIT_TIMED_OUT ? FS_TIMED_OUT : FS_INTERRUPTED;
+            break;   /* too late: handed over meanwhile */
+        return waited;
     }
+    lock_take_handed(lock);
+    return FS_OK;
 }
 
 /* A waiter that has waited longer than FS_LOCK_HANDOFF_AFTER_NS no longer
@@ -385,17 +386,17 @@ static int lock_waited_long(const int64_t *waiting_since)
  * that released it, and the release cleared the mark: until it takes the
  * lock (marked) or asks (which marks), the others depend on it.  So if it
  * gives up instead, it passes the wake on.
- * Returns FS_WAIT_WOKEN when it is time to look again. */
-static fs_wait_result lock_doze_until_may_ask(fs_lock *lock, const int64_t *waiting_since,
-                                              int64_t deadline_ns)
+ * Returns FS_OK when it is time to look again. */
+static fs_result lock_doze_until_may_ask(fs_lock *lock, const int64_t *waiting_since,
+                                         int64_t deadline_ns)
 {
     fs_atomic_u32 dozing = { 0 };
     int64_t may_ask_at = *waiting_since + FS_LOCK_HANDOFF_AFTER_NS;
     int deadline_first = deadline_ns != FS_NO_DEADLINE && deadline_ns <= may_ask_at;
-    fs_wait_result waited = fs_wait(&dozing, 0, deadline_first ? deadline_ns : may_ask_at);
-    if (waited == FS_WAIT_TIMED_OUT && !deadline_first)
-        return FS_WAIT_WOKEN;
-    if (waited != FS_WAIT_WOKEN)
+    fs_result waited = fs_wait(&dozing, 0, deadline_first ? deadline_ns : may_ask_at);
+    if (waited == FS_TIMED_OUT && !deadline_first)
+        return FS_OK;
+    if (waited != FS_OK)
         fs_wake_one(&lock->state);
     return waited;
 }
@@ -407,10 +408,10 @@ fs_result fs_lock_wait_until(fs_lock *lock, int64_t *waiting_since,
     if (*waiting_since == 0)
         *waiting_since = fs_monotonic_ns();
     for (;;) {
-        fs_wait_result waited;
+        fs_result waited;
         if (!(state & FS_LOCK_HELD)) {
             if (fs_lock_try_acquire_contended(lock))
-                return FS_ACQUIRED;
+                return FS_OK;
             state = fs_load_u32(&lock->state);
             continue;
         }
@@ -430,13 +431,13 @@ fs_result fs_lock_wait_until(fs_lock *lock, int64_t *waiting_since,
         }
         waited = fs_spin_then_wait(&lock->state, state, deadline_ns, spin_ns);
         state = fs_load_u32(&lock->state);
-        if (waited == FS_WAIT_WOKEN && (state & FS_LOCK_HELD)
+        if (waited == FS_OK && (state & FS_LOCK_HELD)
                 && !lock_waited_long(waiting_since))
             waited = lock_doze_until_may_ask(lock, waiting_since, deadline_ns);
-        if (waited == FS_WAIT_INTERRUPTED)
+        if (waited == FS_INTERRUPTED)
             return FS_INTERRUPTED;
-        if (waited == FS_WAIT_TIMED_OUT)   /* one last try */
-            return fs_lock_try_acquire_contended(lock) ? FS_ACQUIRED : FS_TIMED_OUT;
+        if (waited == FS_TIMED_OUT)   /* one last try */
+            return fs_lock_try_acquire_contended(lock) ? FS_OK : FS_TIMED_OUT;
         state = fs_load_u32(&lock->state);
     }
 }
@@ -472,9 +473,9 @@ fs_result fs_event_wait_until(fs_event *event, uint32_t observed_state,
     const uint32_t generation = GENERATION_OF(observed_state);
     uint32_t state = fs_load_u32(&event->state);
     for (;;) {
-        fs_wait_result waited;
+        fs_result waited;
         if ((state & FS_EVENT_SET) || GENERATION_OF(state) != generation)
-            return FS_ACQUIRED;
+            return FS_OK;
         if (!(state & FS_EVENT_WAITERS)) {
             if (!fs_cas_u32(&event->state, &state, state | FS_EVENT_WAITERS))
                 continue;   /* state now holds the fresh value */
@@ -483,11 +484,9 @@ fs_result fs_event_wait_until(fs_event *event, uint32_t observed_state,
         waited = fs_spin_then_wait(&event->state, state, deadline_ns, spin_ns);
         state = fs_load_u32(&event->state);
         if ((state & FS_EVENT_SET) || GENERATION_OF(state) != generation)
-            return FS_ACQUIRED;
-        if (waited == FS_WAIT_TIMED_OUT)
-            return FS_TIMED_OUT;
-        if (waited == FS_WAIT_INTERRUPTED)
-            return FS_INTERRUPTED;
+            return FS_OK;
+        if (waited != FS_OK)
+            return waited;
     }
 }
 
@@ -509,18 +508,14 @@ fs_result fs_semaphore_acquire_until(fs_semaphore *sem, int64_t deadline_ns,
     fs_fetch_add_u32(&sem->sleepers, 1);
     for (;;) {
         uint32_t sequence = fs_load_u32(&sem->sequence);
-        fs_wait_result waited;
+        fs_result waited;
         if (fs_semaphore_try_acquire(sem)) {
-            result = FS_ACQUIRED;
+            result = FS_OK;
             break;
         }
         waited = fs_spin_then_wait(&sem->sequence, sequence, deadline_ns, spin_ns);
-        if (waited == FS_WAIT_INTERRUPTED) {
-            result = FS_INTERRUPTED;
-            break;
-        }
-        if (waited == FS_WAIT_TIMED_OUT) {
-            result = fs_semaphore_try_acquire(sem) ? FS_ACQUIRED : FS_TIMED_OUT;
+        if (waited != FS_OK) {   /* after a timeout, one last try */
+            result = waited == FS_TIMED_OUT && fs_semaphore_try_acquire(sem) ? FS_OK : waited;
             break;
         }
     }
@@ -622,18 +617,16 @@ uint64_t fs_cond_notify(fs_cond *cond, uint64_t n)
 }
 
 fs_result fs_cond_wait_notified(fs_cond_waiter *waiter, int64_t deadline_ns,
-                                 int64_t spin_ns)
+                                int64_t spin_ns)
 {
     for (;;) {
-        fs_wait_result waited;
+        fs_result waited;
         if (fs_load_u32(&waiter->notified))
-            return FS_ACQUIRED;
+            return FS_OK;
         waited = fs_spin_then_wait(&waiter->notified, 0, deadline_ns, spin_ns);
         if (fs_load_u32(&waiter->notified))
-            return FS_ACQUIRED;
-        if (waited == FS_WAIT_TIMED_OUT)
-            return FS_TIMED_OUT;
-        if (waited == FS_WAIT_INTERRUPTED)
-            return FS_INTERRUPTED;
+            return FS_OK;
+        if (waited != FS_OK)
+            return waited;
     }
 }

@@ -27,12 +27,6 @@ extern "C" {
 
 #define FS_NO_DEADLINE ((int64_t)-1)
 
-typedef enum {
-    FS_ACQUIRED = 0,     /* the lock is ours / the event was set */
-    FS_TIMED_OUT = 1,    /* the deadline passed first */
-    FS_INTERRUPTED = 2   /* a signal arrived; nothing was acquired */
-} fs_result;
-
 /* Monotonic time in nanoseconds (CLOCK_MONOTONIC, QueryPerformanceCounter). */
 int64_t fs_monotonic_ns(void);
 
@@ -66,9 +60,9 @@ int fs_spin_while(const fs_atomic_u32 *addr, uint32_t expected,
                   int64_t deadline_ns, int64_t spin_ns);
 
 /* fs_spin_while, then fs_wait (fs_wait.h) unless the word changed; returns
- * what fs_wait returns (FS_WAIT_WOKEN if the spin saw the change). */
-fs_wait_result fs_spin_then_wait(fs_atomic_u32 *addr, uint32_t expected,
-                                 int64_t deadline_ns, int64_t spin_ns);
+ * what fs_wait returns (FS_OK if the spin saw the change). */
+fs_result fs_spin_then_wait(fs_atomic_u32 *addr, uint32_t expected,
+                            int64_t deadline_ns, int64_t spin_ns);
 
 /* ---- Fork ----------------------------------------------------------------
  * A count of fork()s in this process's ancestry, bumped in the child.  State
@@ -135,7 +129,7 @@ int fs_lock_release_slow(fs_lock *lock, uint32_t state);
 size_t fs_lock_count_askers(fs_lock *lock);
 
 /* Blocks until the lock can be had or the deadline passes.  spin_ns: see
- * "Spinning".  Returns FS_ACQUIRED, FS_TIMED_OUT or FS_INTERRUPTED. */
+ * "Spinning".  Returns FS_OK, FS_TIMED_OUT or FS_INTERRUPTED. */
 fs_result fs_lock_acquire_until(fs_lock *lock, int64_t deadline_ns, int64_t spin_ns);
 
 /* fs_lock_acquire_until for a caller that waits with the GIL released and,
@@ -150,7 +144,7 @@ fs_result fs_lock_acquire_until(fs_lock *lock, int64_t deadline_ns, int64_t spin
  * waiting_since: the caller's own variable, 0 before its first call; the
  * time the wait began, from which that threshold counts.  A caller that
  * handles FS_INTERRUPTED and waits again passes it unchanged.
- * Returns FS_ACQUIRED (the lock is the caller's), FS_TIMED_OUT or
+ * Returns FS_OK (the lock is the caller's), FS_TIMED_OUT or
  * FS_INTERRUPTED (nothing is held). */
 fs_result fs_lock_wait_until(fs_lock *lock, int64_t *waiting_since,
                              int64_t deadline_ns, int64_t spin_ns);
@@ -464,7 +458,7 @@ int fs_cond_dequeue(fs_cond *cond, fs_cond_waiter *waiter);
 uint64_t fs_cond_notify(fs_cond *cond, uint64_t n);
 /* Sleeps until notified, the deadline, or a signal (queue lock not held). */
 fs_result fs_cond_wait_notified(fs_cond_waiter *waiter, int64_t deadline_ns,
-                                 int64_t spin_ns);
+                                int64_t spin_ns);
 
 #ifdef __cplusplus
 }

@@ -29,17 +29,21 @@
 #  define FS_WAIT_BACKEND_NAME "posix"
 #endif
 
+/* How a wait ended, at every level: the wait layer's below, and the
+ * primitives' in fastsync.h. */
 typedef enum {
-    FS_WAIT_WOKEN = 0,        /* woken, the word changed, or spuriously */
-    FS_WAIT_TIMED_OUT = 1,    /* the deadline passed */
-    FS_WAIT_INTERRUPTED = 2   /* a signal handler ran in this thread */
-} fs_wait_result;
+    FS_OK = 0,           /* the wait is over: here, woken (the word changed,
+                          * or spuriously); for a primitive, it got what it
+                          * waited for (the lock, the set event, the notice) */
+    FS_TIMED_OUT = 1,    /* the deadline passed first */
+    FS_INTERRUPTED = 2   /* a signal arrived; nothing was taken */
+} fs_result;
 
 /* Blocks while addr->value == expected, until woken, until the absolute
  * monotonic deadline_ns (FS_NO_DEADLINE: none), or until a signal arrives.
  * Returns at once if the value already differs.  Callers recheck their
  * condition after every return. */
-fs_wait_result fs_wait(fs_atomic_u32 *addr, uint32_t expected, int64_t deadline_ns);
+fs_result fs_wait(fs_atomic_u32 *addr, uint32_t expected, int64_t deadline_ns);
 
 /* Wakes one / every thread blocked in fs_wait on addr. */
 void fs_wake_one(fs_atomic_u32 *addr);
@@ -51,7 +55,7 @@ void fs_wait_after_fork_child(void);
 
 /* Windows has no signals that interrupt a wait; instead CPython sets an event
  * (_PyOS_SigintEvent()) when Ctrl-C trips SIGINT.  Pass that handle here and
- * every blocked fs_wait returns FS_WAIT_INTERRUPTED when it becomes signalled
+ * every blocked fs_wait returns FS_INTERRUPTED when it becomes signalled
  * (NULL: stop watching).  The event is manual-reset; see fs_wait_win32.c for
  * who resets it.  Elsewhere signals interrupt waits and this is a no-op. */
 #if defined(FS_WAIT_WIN32)

@@ -23,7 +23,7 @@ static long futex(fs_atomic_u32 *addr, int op, uint32_t value,
                    deadline, NULL, FUTEX_BITSET_MATCH_ANY);
 }
 
-fs_wait_result fs_wait(fs_atomic_u32 *addr, uint32_t expected, int64_t deadline_ns)
+fs_result fs_wait(fs_atomic_u32 *addr, uint32_t expected, int64_t deadline_ns)
 {
     struct timespec deadline, *deadline_ptr = NULL;
     if (deadline_ns != FS_NO_DEADLINE) {
@@ -32,11 +32,11 @@ fs_wait_result fs_wait(fs_atomic_u32 *addr, uint32_t expected, int64_t deadline_
         deadline_ptr = &deadline;
     }
     if (futex(addr, FUTEX_WAIT_BITSET, expected, deadline_ptr) == 0)
-        return FS_WAIT_WOKEN;
+        return FS_OK;
     switch (errno) {
-    case ETIMEDOUT: return FS_WAIT_TIMED_OUT;
-    case EINTR:     return FS_WAIT_INTERRUPTED;
-    default:        return FS_WAIT_WOKEN;   /* EAGAIN: the value had changed */
+    case ETIMEDOUT: return FS_TIMED_OUT;
+    case EINTR:     return FS_INTERRUPTED;
+    default:        return FS_OK;   /* EAGAIN: the value had changed */
     }
 }
 

@@ -284,35 +284,35 @@ static void await_byte(int fd)
 /* Fallback when the thread has no pipe: sleep briefly (signals interrupt it)
  * and report a spurious wake-up, so the caller's loop polls the word.  Only
  * for descriptor or memory exhaustion. */
-static fs_wait_result wait_without_pipe(fs_atomic_u32 *addr, uint32_t expected,
-                                        int64_t deadline_ns)
+static fs_result wait_without_pipe(fs_atomic_u32 *addr, uint32_t expected,
+                                   int64_t deadline_ns)
 {
     struct timespec pause = { 0, 1000000 };
     if (fs_load_u32(addr) != expected)
-        return FS_WAIT_WOKEN;
+        return FS_OK;
     if (deadline_ns != FS_NO_DEADLINE) {
         int64_t remaining = deadline_ns - fs_monotonic_ns();
         if (remaining <= 0)
-            return FS_WAIT_TIMED_OUT;
+            return FS_TIMED_OUT;
         if (remaining < pause.tv_nsec)
             pause.tv_nsec = (long)remaining;
     }
     if (nanosleep(&pause, NULL) != 0 && errno == EINTR)
-        return FS_WAIT_INTERRUPTED;
+        return FS_INTERRUPTED;
     if (deadline_ns != FS_NO_DEADLINE && fs_monotonic_ns() >= deadline_ns)
-        return FS_WAIT_TIMED_OUT;
-    return FS_WAIT_WOKEN;
+        return FS_TIMED_OUT;
+    return FS_OK;
 }
 
-static fs_wait_result park(fs_pipe *p, fs_waiter *w, int64_t deadline_ns)
+static fs_result park(fs_pipe *p, fs_waiter *w, int64_t deadline_ns)
 {
-    fs_wait_result outcome;
+    fs_result outcome;
     for (;;) {
         struct pollfd pfd;
         int64_t timeout_ms;
         int n;
         if (!parking_sleep_ms(deadline_ns, INT_MAX, &timeout_ms)) {
-            outcome = FS_WAIT_TIMED_OUT;
+            outcome = FS_TIMED_OUT;
             break;
         }
         pfd.fd = p->read_fd;
@@ -322,9 +322,9 @@ static fs_wait_result park(fs_pipe *p, fs_waiter *w, int64_t deadline_ns)
         if (n > 0) {
             int got = drain(p->read_fd);
             if (fs_load_u32(&w->woken))
-                return FS_WAIT_WOKEN;           /* the usual way out */
+                return FS_OK;           /* the usual way out */
             if (!got && (pfd.revents & (POLLNVAL | POLLERR | POLLHUP))) {
-                outcome = FS_WAIT_WOKEN;        /* broken pipe: give up, callers recheck */
+                outcome = FS_OK;        /* broken pipe: give up, callers recheck */
                 break;
             }
             continue;                           /* a stray byte */
@@ -332,28 +332,28 @@ static fs_wait_result park(fs_pipe *p, fs_waiter *w, int64_t deadline_ns)
         if (n == 0)
             continue;                           /* the clock decides at the top */
         if (errno == EINTR) {
-            outcome = FS_WAIT_INTERRUPTED;
+            outcome = FS_INTERRUPTED;
             break;
         }
-        outcome = FS_WAIT_WOKEN;                /* ENOMEM and the like: spurious */
+        outcome = FS_OK;                /* ENOMEM and the like: spurious */
         break;
     }
 
     if (parking_withdraw(w))
         return outcome;
     await_byte(p->read_fd);
-    return FS_WAIT_WOKEN;
+    return FS_OK;
 }
 
-fs_wait_result fs_wait(fs_atomic_u32 *addr, uint32_t expected, int64_t deadline_ns)
+fs_result fs_wait(fs_atomic_u32 *addr, uint32_t expected, int64_t deadline_ns)
 {
     fs_pipe *p;
     fs_waiter w;
-    fs_wait_result result = FS_WAIT_WOKEN;
+    fs_result result = FS_OK;
     int cancel_state;
 
     if (fs_load_u32(addr) != expected)
-        return FS_WAIT_WOKEN;
+        return FS_OK;
     pthread_once(&init_once, initialize);
     p = thread_pipe();
     if (p == NULL)

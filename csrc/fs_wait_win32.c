@@ -18,7 +18,7 @@
  * The interrupt event (CPython's SIGINT event) is manual-reset: it stays
  * signalled until someone calls ResetEvent, and a wait that merely reported it
  * would then return at once forever, a busy loop.  So whoever reports
- * FS_WAIT_INTERRUPTED resets it first: a Ctrl-C interrupts the waits that are
+ * FS_INTERRUPTED resets it first: a Ctrl-C interrupts the waits that are
  * blocked when it arrives (SetEvent releases every thread waiting on a
  * manual-reset event at once), and the caller's retry blocks again.  This is
  * safe because the event is only a doorbell: CPython records the signal
@@ -26,7 +26,7 @@
  * handlers after we return.  Consequences:
  *   - an event left signalled by an earlier Ctrl-C that nobody consumed (the
  *     main thread was running Python code then) makes the next blocking wait
- *     return FS_WAIT_INTERRUPTED once; the caller finds no handler to run and
+ *     return FS_INTERRUPTED once; the caller finds no handler to run and
  *     waits again.
  *   - every thread watches the event, not only Python's main thread, so a
  *     Ctrl-C also sends blocked worker threads round their retry loop once.
@@ -114,37 +114,37 @@ static HANDLE current_interrupt_event(void)
 /* Fallback when the thread has no event (handle or FLS exhaustion): sleep a
  * little, watching the interrupt event, and report a spurious wake-up so the
  * caller's loop polls the word. */
-static fs_wait_result wait_without_event(fs_atomic_u32 *addr, uint32_t expected,
-                                         int64_t deadline_ns)
+static fs_result wait_without_event(fs_atomic_u32 *addr, uint32_t expected,
+                                    int64_t deadline_ns)
 {
     HANDLE interrupt = current_interrupt_event();
     DWORD ms = 1;
     if (fs_load_u32(addr) != expected)
-        return FS_WAIT_WOKEN;
+        return FS_OK;
     if (deadline_ns != FS_NO_DEADLINE && fs_monotonic_ns() >= deadline_ns)
-        return FS_WAIT_TIMED_OUT;
+        return FS_TIMED_OUT;
     if (interrupt != NULL) {
         if (WaitForSingleObject(interrupt, ms) == WAIT_OBJECT_0) {
             ResetEvent(interrupt);
-            return FS_WAIT_INTERRUPTED;
+            return FS_INTERRUPTED;
         }
     } else {
         Sleep(ms);
     }
     if (deadline_ns != FS_NO_DEADLINE && fs_monotonic_ns() >= deadline_ns)
-        return FS_WAIT_TIMED_OUT;
-    return FS_WAIT_WOKEN;
+        return FS_TIMED_OUT;
+    return FS_OK;
 }
 
-fs_wait_result fs_wait(fs_atomic_u32 *addr, uint32_t expected, int64_t deadline_ns)
+fs_result fs_wait(fs_atomic_u32 *addr, uint32_t expected, int64_t deadline_ns)
 {
     fs_waiter w;
     HANDLE handles[2];
     DWORD count;
-    fs_wait_result outcome;
+    fs_result outcome;
 
     if (fs_load_u32(addr) != expected)
-        return FS_WAIT_WOKEN;
+        return FS_OK;
     handles[0] = thread_event();
     if (handles[0] == NULL)
         return wait_without_event(addr, expected, deadline_ns);
@@ -152,25 +152,25 @@ fs_wait_result fs_wait(fs_atomic_u32 *addr, uint32_t expected, int64_t deadline_
     count = handles[1] != NULL ? 2 : 1;
 
     if (!parking_enqueue(&w, addr, expected, handles[0]))
-        return FS_WAIT_WOKEN;
+        return FS_OK;
 
     for (;;) {
         int64_t ms;
         DWORD rc;
         /* Below INFINITE when there is a deadline. */
         if (!parking_sleep_ms(deadline_ns, (int64_t)INFINITE - 1, &ms)) {
-            outcome = FS_WAIT_TIMED_OUT;
+            outcome = FS_TIMED_OUT;
             break;
         }
         /* With bWaitAll FALSE the lowest signalled index wins, so a wake-up
          * that races with an interrupt is reported as a wake-up. */
         rc = WaitForMultipleObjects(count, handles, FALSE, ms < 0 ? INFINITE : (DWORD)ms);
         if (rc == WAIT_OBJECT_0)
-            return FS_WAIT_WOKEN;               /* a waker unlinked us */
+            return FS_OK;               /* a waker unlinked us */
         if (rc == WAIT_TIMEOUT)
             continue;                           /* the clock decides at the top */
         if (rc == WAIT_OBJECT_0 + 1) {
-            outcome = FS_WAIT_INTERRUPTED;
+            outcome = FS_INTERRUPTED;
             break;
         }
         if (count == 2) {
@@ -178,18 +178,18 @@ fs_wait_result fs_wait(fs_atomic_u32 *addr, uint32_t expected, int64_t deadline_
             continue;
         }
         Sleep(1);           /* cannot happen; never spin if it does */
-        outcome = FS_WAIT_WOKEN;
+        outcome = FS_OK;
         break;
     }
 
     if (parking_withdraw(&w)) {
-        if (outcome == FS_WAIT_INTERRUPTED)
+        if (outcome == FS_INTERRUPTED)
             ResetEvent(handles[1]);   /* consumed; see the top of the file */
         return outcome;
     }
     /* A waker got here first and its SetEvent is on the way: take it. */
     WaitForSingleObject(handles[0], INFINITE);
-    return FS_WAIT_WOKEN;
+    return FS_OK;
 }
 
 /* ---- waking ----------------------------------------------------------------- */

@@ -197,7 +197,7 @@ fs_result test_lock_acquire_counted(fs_lock *lock, int64_t deadline_ns,
 {
     fs_result r;
     if (fs_lock_try_acquire(lock))
-        return FS_ACQUIRED;
+        return FS_OK;
     while ((r = fs_lock_acquire_until(lock, deadline_ns, test_spin_ns)) == FS_INTERRUPTED)
         if (interruptions != NULL)
             test_add_u32(interruptions, 1);
@@ -241,7 +241,7 @@ void test_lock_sleeper_expect_woken(test_lock_sleeper *s, fs_lock *lock)
         fs_wake_all(&lock->state);   /* let it finish, so that the join returns */
     }
     test_thread_join(&s->thread);
-    EXPECT_EQ_INT(s->result, FS_ACQUIRED);
+    EXPECT_EQ_INT(s->result, FS_OK);
     EXPECT_EQ_INT(fs_lock_release(lock), 1);
 }
 
@@ -251,7 +251,7 @@ fs_result test_event_wait_counted(fs_event *event, int64_t deadline_ns,
     fs_result r;
     uint32_t observed = fs_event_state(event);
     if (observed & FS_EVENT_SET)
-        return FS_ACQUIRED;
+        return FS_OK;
     while ((r = fs_event_wait_until(event, observed, deadline_ns, test_spin_ns)) == FS_INTERRUPTED)
         if (interruptions != NULL)
             test_add_u32(interruptions, 1);

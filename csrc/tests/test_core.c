@@ -59,8 +59,8 @@ static void test_wait_returns_when_value_differs(void)
     fs_atomic_u32 word;
     int64_t start = fs_monotonic_ns();
     fs_store_u32(&word, 7);
-    EXPECT_EQ_INT(fs_wait(&word, 8, FS_NO_DEADLINE), FS_WAIT_WOKEN);
-    EXPECT_EQ_INT(fs_wait(&word, 0, FS_NO_DEADLINE), FS_WAIT_WOKEN);
+    EXPECT_EQ_INT(fs_wait(&word, 8, FS_NO_DEADLINE), FS_OK);
+    EXPECT_EQ_INT(fs_wait(&word, 0, FS_NO_DEADLINE), FS_OK);
     EXPECT(fs_monotonic_ns() - start < MS(500));
     /* Waking an address nobody waits on is harmless. */
     fs_wake_one(&word);
@@ -75,14 +75,14 @@ static void expect_wait_times_out(fs_atomic_u32 *word, int64_t deadline)
     int64_t start = fs_monotonic_ns();
     int64_t latest = (deadline > start ? deadline : start) + MS(500);
     for (i = 0; i < 10000; i++) {
-        fs_wait_result r = fs_wait(word, fs_load_u32(word), deadline);
+        fs_result r = fs_wait(word, fs_load_u32(word), deadline);
         int64_t now = fs_monotonic_ns();
-        if (r == FS_WAIT_TIMED_OUT) {
+        if (r == FS_TIMED_OUT) {
             EXPECT(now >= deadline);
             EXPECT(now < latest);
             return;
         }
-        EXPECT(r == FS_WAIT_WOKEN);
+        EXPECT(r == FS_OK);
         EXPECT(now < latest);
     }
     EXPECT(!"fs_wait never timed out");
@@ -105,7 +105,7 @@ typedef struct {
     int64_t deadline;
     int delay_ms;           /* for wakers */
     fs_atomic_u32 *arrived, *returned;
-    fs_wait_result result;
+    fs_result result;
 } wait_job;
 
 static void *waiter_once(void *p)
@@ -133,7 +133,7 @@ static void test_wait_far_deadline(void)
     wait_job job;
     test_thread t;
     int64_t start = fs_monotonic_ns();
-    fs_wait_result r;
+    fs_result r;
     fs_store_u32(&word, 0);
     fs_store_u32(&arrived, 0);
     fs_store_u32(&returned, 0);
@@ -143,9 +143,9 @@ static void test_wait_far_deadline(void)
     job.returned = &returned;
     test_thread_start(&t, change_and_wake_later, &job);
     do r = fs_wait(&word, 0, INT64_MAX - 1);
-    while (r == FS_WAIT_WOKEN && fs_load_u32(&word) == 0);
+    while (r == FS_OK && fs_load_u32(&word) == 0);
     test_thread_join(&t);
-    EXPECT_EQ_INT(r, FS_WAIT_WOKEN);
+    EXPECT_EQ_INT(r, FS_OK);
     EXPECT(fs_monotonic_ns() - start >= MS(20));
 }
 
@@ -165,7 +165,7 @@ static void test_wake_one_wakes_exactly_one(void)
         jobs[i].deadline = fs_deadline_after(MS(8000));
         jobs[i].arrived = &arrived;
         jobs[i].returned = &returned;
-        jobs[i].result = (fs_wait_result)-1;
+        jobs[i].result = (fs_result)-1;
         test_thread_start(&threads[i], waiter_once, &jobs[i]);
     }
     EXPECT(test_wait_for_u32(&arrived, N_WAITERS, 3000));
@@ -188,7 +188,7 @@ static void test_wake_one_wakes_exactly_one(void)
     EXPECT_EQ_INT(fs_load_u32(&returned), N_WAITERS);
     for (i = 0; i < N_WAITERS; i++) {
         test_thread_join(&threads[i]);
-        EXPECT_EQ_INT(jobs[i].result, FS_WAIT_WOKEN);
+        EXPECT_EQ_INT(jobs[i].result, FS_OK);
     }
 }
 
@@ -225,7 +225,7 @@ static void test_wake_is_per_address(void)
     EXPECT(test_wait_for_u32(&returned, N_WAITERS, 3000));
     for (i = 0; i < N_WAITERS; i++) {
         test_thread_join(&threads[i]);
-        EXPECT_EQ_INT(jobs[i].result, FS_WAIT_WOKEN);
+        EXPECT_EQ_INT(jobs[i].result, FS_OK);
     }
 }
 
@@ -303,10 +303,10 @@ static void test_lock_basics(void)
     EXPECT_EQ_INT(fs_lock_release(&lock), 1);
     EXPECT(!fs_lock_is_locked(&lock));
     EXPECT_EQ_INT(fs_lock_release(&lock), 0);          /* not held */
-    EXPECT_EQ_INT(fs_lock_acquire_until(&lock, FS_NO_DEADLINE, 0), FS_ACQUIRED);
+    EXPECT_EQ_INT(fs_lock_acquire_until(&lock, FS_NO_DEADLINE, 0), FS_OK);
     EXPECT_EQ_INT(fs_lock_acquire_until(&lock, fs_monotonic_ns(), 0), FS_TIMED_OUT);
     EXPECT_EQ_INT(fs_lock_release(&lock), 1);
-    EXPECT_EQ_INT(fs_lock_acquire_until(&lock, fs_monotonic_ns() - MS(10), 0), FS_ACQUIRED);
+    EXPECT_EQ_INT(fs_lock_acquire_until(&lock, fs_monotonic_ns() - MS(10), 0), FS_OK);
     EXPECT_EQ_INT(fs_lock_release(&lock), 1);
 }
 
@@ -345,7 +345,7 @@ static void *barging_waiter(void *arg)
     int64_t start;
     test_add_u32(&b->waiter_started, 1);
     start = fs_monotonic_ns();
-    EXPECT_EQ_INT(test_lock_acquire(&b->lock, fs_deadline_after(MS(5000))), FS_ACQUIRED);
+    EXPECT_EQ_INT(test_lock_acquire(&b->lock, fs_deadline_after(MS(5000))), FS_OK);
     b->waited_ns = fs_monotonic_ns() - start;
     EXPECT_EQ_INT(fs_lock_release(&b->lock), 1);
     test_add_u32(&b->waiter_done, 1);
@@ -367,7 +367,7 @@ static void test_lock_waiter_is_handed_the_lock(void)
     while (!fs_load_u32(&b.waiter_done) && fs_monotonic_ns() < give_up) {
         EXPECT_EQ_INT(fs_lock_release(&b.lock), 1);
         /* Retake at once, as a busy loop would; a hand-off makes this wait. */
-        EXPECT_EQ_INT(test_lock_acquire(&b.lock, FS_NO_DEADLINE), FS_ACQUIRED);
+        EXPECT_EQ_INT(test_lock_acquire(&b.lock, FS_NO_DEADLINE), FS_OK);
     }
     EXPECT_EQ_INT(fs_lock_release(&b.lock), 1);
     test_thread_join(&t);
@@ -481,7 +481,7 @@ static void *ask_in_queue(void *arg)
     /* Its wait "began" past the threshold, so it asks at once. */
     int64_t waiting_since = fs_monotonic_ns() - 2 * FS_LOCK_HANDOFF_AFTER_NS;
     me->result = fs_lock_wait_until(&me->queue->lock, &waiting_since, me->deadline_ns, 0);
-    if (me->result == FS_ACQUIRED) {
+    if (me->result == FS_OK) {
         uint32_t slot = fs_load_u32(&me->queue->served);
         if (slot < QUEUED_ASKERS)
             me->queue->order[slot] = me->index;
@@ -530,7 +530,7 @@ static void test_lock_askers_served_in_order(void)
     EXPECT_EQ_INT(fs_lock_release(&queue.lock), 1);   /* to the first; each passes it on */
     for (i = 0; i < QUEUED_ASKERS; i++) {
         test_thread_join(&askers[i].thread);
-        EXPECT_EQ_INT(askers[i].result, FS_ACQUIRED);
+        EXPECT_EQ_INT(askers[i].result, FS_OK);
         EXPECT_EQ_INT(queue.order[i], i);
     }
     EXPECT_EQ_INT(fs_lock_count_askers(&queue.lock), 0);
@@ -553,8 +553,8 @@ static void test_lock_asker_withdrawn_from_middle(void)
     EXPECT_EQ_INT(fs_lock_release(&queue.lock), 1);
     test_thread_join(&askers[0].thread);
     test_thread_join(&askers[2].thread);
-    EXPECT_EQ_INT(askers[0].result, FS_ACQUIRED);
-    EXPECT_EQ_INT(askers[2].result, FS_ACQUIRED);
+    EXPECT_EQ_INT(askers[0].result, FS_OK);
+    EXPECT_EQ_INT(askers[2].result, FS_OK);
     EXPECT_EQ_INT(fs_load_u32(&queue.served), 2);
     EXPECT_EQ_INT(queue.order[0], 0);
     EXPECT_EQ_INT(queue.order[1], 2);
@@ -587,7 +587,7 @@ static void test_lock_handoff_dropped_after_fork(void)
     }
     EXPECT_EQ_INT(fs_lock_release(&a.lock), 1);    /* hands it to the asker */
     test_thread_join(&t);
-    EXPECT_EQ_INT(a.result, FS_ACQUIRED);
+    EXPECT_EQ_INT(a.result, FS_OK);
     EXPECT_EQ_INT(fs_lock_release(&a.lock), 1);
 }
 #endif
@@ -604,7 +604,7 @@ static void test_cond_queue_order(void)
     EXPECT(first != NULL && second != NULL);
     EXPECT_EQ_INT(fs_cond_length(&cond), 2);
     EXPECT_EQ_INT(fs_cond_notify(&cond, 1), 1);
-    EXPECT_EQ_INT(fs_cond_wait_notified(first, fs_monotonic_ns(), 0), FS_ACQUIRED);
+    EXPECT_EQ_INT(fs_cond_wait_notified(first, fs_monotonic_ns(), 0), FS_OK);
     EXPECT_EQ_INT(fs_cond_wait_notified(second, fs_monotonic_ns(), 0), FS_TIMED_OUT);
     EXPECT_EQ_INT(fs_cond_dequeue(&cond, first), 1);
     EXPECT_EQ_INT(fs_cond_dequeue(&cond, second), 0);
@@ -636,7 +636,7 @@ static void *mx_worker(void *p)
             /* Give up and retry often: exercises the give-up path racing
              * with the holder's wake-up. */
             do {
-                r = fs_lock_try_acquire(job->lock) ? FS_ACQUIRED
+                r = fs_lock_try_acquire(job->lock) ? FS_OK
                     : fs_lock_acquire_until(job->lock, fs_deadline_after(job->short_timeout),
                                             test_spin_ns);
                 if (r == FS_TIMED_OUT)
@@ -647,7 +647,7 @@ static void *mx_worker(void *p)
         } else {
             r = test_lock_acquire(job->lock, FS_NO_DEADLINE);
         }
-        if (r != FS_ACQUIRED) {
+        if (r != FS_OK) {
             job->failures++;
             break;
         }
@@ -709,7 +709,7 @@ static int handoff_give(relay *r, int channel)
 static int handoff_take(relay *r, int channel)
 {
     return test_lock_acquire(&((handoff_state *)r)->locks[channel],
-                             fs_deadline_after(MS(3000))) == FS_ACQUIRED;
+                             fs_deadline_after(MS(3000))) == FS_OK;
 }
 
 static void test_lock_handoff(void)
@@ -864,14 +864,14 @@ static void *sem_worker(void *p)
     for (i = 0; i < SEM_ITERATIONS; i++) {
         uint32_t holders;
         volatile int spin;
-        fs_result r = FS_ACQUIRED;
+        fs_result r = FS_OK;
         if (!fs_semaphore_try_acquire(job->sem)) {
             do {
                 int64_t deadline = (i + job->index) % 2 ? fs_deadline_after(5000) : FS_NO_DEADLINE;
                 r = fs_semaphore_acquire_until(job->sem, deadline, test_spin_ns);
             } while (r == FS_TIMED_OUT);
         }
-        if (r != FS_ACQUIRED) {
+        if (r != FS_OK) {
             job->failures++;
             break;
         }
@@ -929,8 +929,8 @@ static void test_event_basics(void)
     EXPECT(fs_event_is_set(&e));
     fs_event_set(&e);                        /* idempotent */
     EXPECT(fs_event_is_set(&e));
-    EXPECT_EQ_INT(test_event_wait(&e, fs_monotonic_ns()), FS_ACQUIRED);
-    EXPECT_EQ_INT(fs_event_wait_until(&e, fs_event_state(&e), FS_NO_DEADLINE, 0), FS_ACQUIRED);
+    EXPECT_EQ_INT(test_event_wait(&e, fs_monotonic_ns()), FS_OK);
+    EXPECT_EQ_INT(fs_event_wait_until(&e, fs_event_state(&e), FS_NO_DEADLINE, 0), FS_OK);
     fs_event_clear(&e);
     EXPECT(!fs_event_is_set(&e));
     fs_event_clear(&e);                      /* idempotent */
@@ -942,7 +942,7 @@ static void test_event_basics(void)
     /* A timed-out waiter left the waiters bit; set() must still work. */
     fs_event_set(&e);
     EXPECT(fs_event_is_set(&e));
-    EXPECT_EQ_INT(test_event_wait(&e, fs_monotonic_ns()), FS_ACQUIRED);
+    EXPECT_EQ_INT(test_event_wait(&e, fs_monotonic_ns()), FS_OK);
 
     fs_event_init(&e, 1);
     EXPECT(fs_event_is_set(&e));
@@ -963,7 +963,7 @@ static void test_event_generation_rule_single_thread(void)
     fs_event_set(&e);
     fs_event_clear(&e);
     EXPECT(!fs_event_is_set(&e));
-    EXPECT_EQ_INT(fs_event_wait_until(&e, observed, fs_deadline_after(MS(5)), 0), FS_ACQUIRED);
+    EXPECT_EQ_INT(fs_event_wait_until(&e, observed, fs_deadline_after(MS(5)), 0), FS_OK);
     /* A fresh look does not see it any more. */
     EXPECT_EQ_INT(test_event_wait(&e, fs_deadline_after(MS(5))), FS_TIMED_OUT);
 }
@@ -984,7 +984,7 @@ static void *event_waiter(void *p)
     int64_t start = fs_monotonic_ns();
     test_add_u32(job->arrived, 1);
     if (observed & FS_EVENT_SET)
-        job->result = FS_ACQUIRED;
+        job->result = FS_OK;
     else
         job->result = fs_event_wait_until(job->event, observed, fs_deadline_after(MS(5000)),
                                           test_spin_ns);
@@ -1024,7 +1024,7 @@ static void run_event_waiters(int clear_right_away)
     EXPECT(test_wait_for_u32(&returned, EV_WAITERS, 3000));
     for (i = 0; i < EV_WAITERS; i++) {
         test_thread_join(&threads[i]);
-        EXPECT_EQ_INT(jobs[i].result, FS_ACQUIRED);
+        EXPECT_EQ_INT(jobs[i].result, FS_OK);
         EXPECT(jobs[i].waited_ms < 3000);
     }
     EXPECT_EQ_INT(fs_event_is_set(&e), !clear_right_away);
@@ -1050,7 +1050,7 @@ static int ping_give(relay *r, int channel)
 static int ping_take(relay *r, int channel)
 {
     fs_event *e = &((ping_state *)r)->events[channel];
-    if (test_event_wait(e, fs_deadline_after(MS(3000))) != FS_ACQUIRED)
+    if (test_event_wait(e, fs_deadline_after(MS(3000))) != FS_OK)
         return 0;
     fs_event_clear(e);
     return 1;
@@ -1075,7 +1075,7 @@ static void test_event_ping_pong(void)
 typedef struct {
     fs_atomic_u32 *word;
     int64_t deadline, spin_ns;
-    fs_wait_result result;
+    fs_result result;
     double waited_ms;
     fs_atomic_u32 *arrived;
 } spin_job;
@@ -1108,7 +1108,7 @@ static void test_spin_sees_a_change_nobody_wakes(void)
     test_sleep_ms(20);
     fs_store_u32(&word, 1);
     test_thread_join(&t);
-    EXPECT_EQ_INT(job.result, FS_WAIT_WOKEN);
+    EXPECT_EQ_INT(job.result, FS_OK);
     EXPECT(job.waited_ms < 2500);
 }
 
@@ -1117,7 +1117,7 @@ static void test_spin_ends_at_the_deadline(void)
     fs_atomic_u32 word;
     int64_t deadline = fs_deadline_after(MS(15));
     fs_store_u32(&word, 0);
-    EXPECT_EQ_INT(fs_spin_then_wait(&word, 0, deadline, SPIN_BUDGET), FS_WAIT_TIMED_OUT);
+    EXPECT_EQ_INT(fs_spin_then_wait(&word, 0, deadline, SPIN_BUDGET), FS_TIMED_OUT);
     EXPECT(fs_monotonic_ns() >= deadline);
     EXPECT(fs_monotonic_ns() - deadline < MS(500));   /* not the whole budget */
 }

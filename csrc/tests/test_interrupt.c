@@ -20,7 +20,7 @@ typedef struct {
     fs_lock lock;
     fs_event event;
     fs_atomic_u32 started, done;
-    int result;            /* fs_wait_result or fs_result */
+    int result;            /* fs_result or fs_result */
     double waited_ms;
 } block_job;
 
@@ -43,7 +43,7 @@ static void *blocker(void *p)
     case BLOCK_IN_WAIT:
         /* Loop over spurious wake-ups only. */
         do job->result = fs_wait(&job->word, 0, deadline);
-        while (job->result == FS_WAIT_WOKEN && fs_load_u32(&job->word) == 0);
+        while (job->result == FS_OK && fs_load_u32(&job->word) == 0);
         break;
     case BLOCK_IN_LOCK:
         job->result = fs_lock_acquire_until(&job->lock, deadline, 0);
@@ -87,7 +87,7 @@ static void test_interrupt_ends_wait(void)
     block_job job;
     block_job_init(&job, BLOCK_IN_WAIT);
     run_blocker(&job);
-    EXPECT_EQ_INT(job.result, FS_WAIT_INTERRUPTED);
+    EXPECT_EQ_INT(job.result, FS_INTERRUPTED);
 }
 
 static void test_interrupt_ends_lock_acquire(void)
@@ -118,7 +118,7 @@ static void test_interrupt_ends_event_wait(void)
     fs_event_set(&job.event);
     fs_event_clear(&job.event);
     EXPECT_EQ_INT(fs_event_wait_until(&job.event, observed, fs_deadline_after(MS(10)), 0),
-                  FS_ACQUIRED);
+                  FS_OK);
 }
 
 /* ---- no wake-up is lost to an interrupt --------------------------------------- */
@@ -152,7 +152,7 @@ static void storm_finish(storm_state *s, int index)
     test_add_u32(&s->finished, 1);
     /* Stay alive (and interruptible) until main stops the interrupts. */
     if (test_event_wait_counted(&s->exit_gate, fs_deadline_after(MS(15000)),
-                                &s->interruptions) != FS_ACQUIRED)
+                                &s->interruptions) != FS_OK)
         s->thread_failures[index]++;
 }
 
@@ -163,7 +163,7 @@ static void *storm_locker(void *p)
     int i;
     for (i = 0; i < STORM_ITERATIONS; i++) {
         if (test_lock_acquire_counted(&s->lock, fs_deadline_after(MS(5000)),
-                                      &s->interruptions) != FS_ACQUIRED) {
+                                      &s->interruptions) != FS_OK) {
             s->thread_failures[a->index]++;
             break;
         }
@@ -186,7 +186,7 @@ static void *storm_ping_ponger(void *p)
         if (pinger)
             fs_event_set(out);
         if (test_event_wait_counted(in, fs_deadline_after(MS(5000)),
-                                    &s->interruptions) != FS_ACQUIRED) {
+                                    &s->interruptions) != FS_OK) {
             s->thread_failures[a->index]++;
             break;
         }
@@ -282,7 +282,7 @@ static void *abandon_thread(void *p)
         r = fs_lock_acquire_until(job->lock, deadline, 0);
     job->waited_ms = test_ms_since(start);
     job->result = r;
-    if (r == FS_ACQUIRED)
+    if (r == FS_OK)
         fs_lock_release(job->lock);
     return NULL;
 }
@@ -320,13 +320,13 @@ static void test_interrupted_waiter_keeps_its_wakeup(void)
         fs_lock_release(&lock);
         for (i = 0; i <= ABANDON_QUITTERS; i++)
             test_thread_join(&threads[i]);
-        EXPECT_EQ_INT(jobs[0].result, FS_ACQUIRED);
+        EXPECT_EQ_INT(jobs[0].result, FS_OK);
         if (jobs[0].waited_ms > worst)
             worst = jobs[0].waited_ms;
         if (jobs[0].waited_ms > 2000)
             slow++;
         for (i = 1; i <= ABANDON_QUITTERS; i++) {
-            EXPECT(jobs[i].result == FS_ACQUIRED || jobs[i].result == FS_INTERRUPTED);
+            EXPECT(jobs[i].result == FS_OK || jobs[i].result == FS_INTERRUPTED);
             interrupted += jobs[i].result == FS_INTERRUPTED;
         }
         EXPECT(!fs_lock_is_locked(&lock));

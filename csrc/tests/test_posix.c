@@ -97,7 +97,7 @@ static void *fork_ponger(void *p)
 {
     fork_ping *s = (fork_ping *)p;
     for (;;) {
-        if (test_event_wait(&s->ping, fs_deadline_after(MS(3000))) != FS_ACQUIRED) {
+        if (test_event_wait(&s->ping, fs_deadline_after(MS(3000))) != FS_OK) {
             test_add_u32(&s->failures, 1);
             break;
         }
@@ -112,7 +112,7 @@ static void *fork_ponger(void *p)
 static int fork_pinger_round(fork_ping *s)
 {
     fs_event_set(&s->ping);
-    if (test_event_wait(&s->pong, fs_deadline_after(MS(3000))) != FS_ACQUIRED)
+    if (test_event_wait(&s->pong, fs_deadline_after(MS(3000))) != FS_OK)
         return 0;
     fs_event_clear(&s->pong);
     return 1;
@@ -166,7 +166,7 @@ static int child_work(fork_ping *s, int call_hook)
     ok = ok && fs_load_u32(&s->failures) == 0;
     fs_store_u32(&word, 0);
     deadline = fs_deadline_after(MS(5));
-    while (fs_wait(&word, 0, deadline) == FS_WAIT_WOKEN) {}
+    while (fs_wait(&word, 0, deadline) == FS_OK) {}
     return ok && fs_monotonic_ns() >= deadline;
 }
 
@@ -185,7 +185,7 @@ static void test_fork_child_can_wait(void)
         int64_t give_up;
         pid_t pid;
         /* Make sure this thread owns wait resources before forking. */
-        while (fs_wait(&idle, 0, fs_deadline_after(MS(1))) == FS_WAIT_WOKEN) {}
+        while (fs_wait(&idle, 0, fs_deadline_after(MS(1))) == FS_OK) {}
         pid = fork();
         if (pid == 0)
             _exit(child_work(&s, round % 2) ? 0 : 1);
@@ -200,7 +200,7 @@ static void test_fork_child_can_wait(void)
                 break;
             }
             /* Block in fs_wait meanwhile, on this thread's own resources. */
-            while (fs_wait(&idle, 0, fs_deadline_after(MS(2))) == FS_WAIT_WOKEN) {}
+            while (fs_wait(&idle, 0, fs_deadline_after(MS(2))) == FS_OK) {}
         }
         if (!reaped) {
             test_note("child %d still running: killing it", (int)pid);
@@ -234,7 +234,7 @@ static void *block_briefly(void *p)
     int64_t deadline = fs_deadline_after(MS(2));
     (void)p;
     fs_store_u32(&word, 0);
-    while (fs_wait(&word, 0, deadline) == FS_WAIT_WOKEN) {}
+    while (fs_wait(&word, 0, deadline) == FS_OK) {}
     return NULL;
 }
 

@@ -37,22 +37,22 @@ void test_interrupt_storm_end(void) { ResetEvent(interrupt); }
 
 static void test_stale_interrupt_reported_once(void)
 {
-    /* Left signalled by an earlier Ctrl-C: one FS_WAIT_INTERRUPTED, then the
+    /* Left signalled by an earlier Ctrl-C: one FS_INTERRUPTED, then the
      * next wait really blocks (no busy loop). */
     fs_atomic_u32 word;
     int64_t deadline, start;
     fs_store_u32(&word, 0);
     SetEvent(interrupt);
     start = fs_monotonic_ns();
-    EXPECT_EQ_INT(fs_wait(&word, 0, fs_deadline_after(MS(2000))), FS_WAIT_INTERRUPTED);
+    EXPECT_EQ_INT(fs_wait(&word, 0, fs_deadline_after(MS(2000))), FS_INTERRUPTED);
     EXPECT(fs_monotonic_ns() - start < MS(1000));
     EXPECT(!event_is_signalled(interrupt));
     deadline = fs_deadline_after(MS(50));
-    EXPECT_EQ_INT(fs_wait(&word, 0, deadline), FS_WAIT_TIMED_OUT);
+    EXPECT_EQ_INT(fs_wait(&word, 0, deadline), FS_TIMED_OUT);
     EXPECT(fs_monotonic_ns() >= deadline);
     /* Not consulted when the word already differs. */
     SetEvent(interrupt);
-    EXPECT_EQ_INT(fs_wait(&word, 1, fs_deadline_after(MS(50))), FS_WAIT_WOKEN);
+    EXPECT_EQ_INT(fs_wait(&word, 1, fs_deadline_after(MS(50))), FS_OK);
     EXPECT(event_is_signalled(interrupt));
     ResetEvent(interrupt);
 }
@@ -65,7 +65,7 @@ static void test_unregistered_event_is_ignored(void)
     fs_wait_set_interrupt_event(NULL);
     SetEvent(interrupt);
     deadline = fs_deadline_after(MS(40));
-    EXPECT_EQ_INT(fs_wait(&word, 0, deadline), FS_WAIT_TIMED_OUT);
+    EXPECT_EQ_INT(fs_wait(&word, 0, deadline), FS_TIMED_OUT);
     EXPECT(fs_monotonic_ns() >= deadline);
     EXPECT(event_is_signalled(interrupt));      /* left alone */
     ResetEvent(interrupt);

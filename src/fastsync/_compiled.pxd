@@ -10,23 +10,21 @@ cdef extern from "fs_wait.h":
     const char *FS_WAIT_BACKEND_NAME
     ctypedef struct fs_atomic_u32:
         pass
-    ctypedef enum fs_wait_result:
-        pass
-    fs_wait_result fs_wait(fs_atomic_u32 *addr, uint32_t expected, int64_t deadline_ns) nogil
+    ctypedef enum fs_result:
+        FS_OK
+        FS_TIMED_OUT
+        FS_INTERRUPTED
+    fs_result fs_wait(fs_atomic_u32 *addr, uint32_t expected, int64_t deadline_ns) nogil
     void fs_wake_one(fs_atomic_u32 *addr) nogil
     uint32_t fs_load_u32(const fs_atomic_u32 *addr) nogil
     void fs_store_u32(fs_atomic_u32 *addr, uint32_t value) nogil
 
 cdef extern from "fastsync.h" nogil:
     int64_t FS_NO_DEADLINE
-    ctypedef enum fs_result:
-        FS_ACQUIRED
-        FS_TIMED_OUT
-        FS_INTERRUPTED
     int64_t fs_deadline_after(int64_t timeout_ns)
     int64_t fs_monotonic_ns()
-    fs_wait_result fs_spin_then_wait(fs_atomic_u32 *addr, uint32_t expected,
-                                     int64_t deadline_ns, int64_t spin_ns)
+    fs_result fs_spin_then_wait(fs_atomic_u32 *addr, uint32_t expected,
+                                int64_t deadline_ns, int64_t spin_ns)
     bint fs_spin_while(const fs_atomic_u32 *addr, uint32_t expected,
                        int64_t deadline_ns, int64_t spin_ns)
     void fs_spin_set_limit(uint32_t threads)

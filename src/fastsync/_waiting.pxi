@@ -113,7 +113,7 @@ cdef inline bint finalizing_elsewhere() noexcept nogil:
     return exiting != 0 and exiting != thread_id() and fastsync_is_finalizing()
 
 
-# One wait of a primitive, with the GIL released: FS_ACQUIRED (got it, was
+# One wait of a primitive, with the GIL released: FS_OK (got it, was
 # set, was notified), FS_TIMED_OUT or FS_INTERRUPTED (a signal).
 ctypedef fs_result (*wait_step)(void *target, int64_t deadline_ns,
                                 int64_t spin_ns) noexcept nogil
@@ -136,7 +136,7 @@ cdef bint wait_with_gil_released(wait_step wait, void *target, int64_t timeout_n
         with nogil:
             note_gil_released()
             result = wait(target, deadline, spin_ns)
-            if result == FS_ACQUIRED:
+            if result == FS_OK:
                 await_gil_release(spin_ns)
                 if keep != NULL:
                     kept = keep(target)
@@ -144,7 +144,7 @@ cdef bint wait_with_gil_released(wait_step wait, void *target, int64_t timeout_n
         if not kept:
             continue
         if result != FS_INTERRUPTED:
-            return result == FS_ACQUIRED
+            return result == FS_OK
         PyErr_CheckSignals()    # raises what a handler raised; nothing is held
 
 
