@@ -23,7 +23,7 @@ import threading
 import time
 from typing import Callable, List, Sequence, Tuple
 
-from .implementations import BACKEND_MODULES
+from .implementations import fastsync_backends
 
 THREAD_COUNTS = (2, 4, 64)
 
@@ -74,7 +74,7 @@ def contend(make_lock: Callable, threads: int, seconds: float, release_gil: bool
 
 def constructors() -> List[Tuple[str, Callable]]:
     found = [("threading Lock", threading.Lock), ("threading RLock", threading.RLock)]
-    for name, module_name in BACKEND_MODULES.items():
+    for name, module_name in fastsync_backends().items():
         try:
             module = importlib.import_module(module_name)
         except ImportError as error:

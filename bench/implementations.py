@@ -21,8 +21,16 @@ KINDS = ("Lock", "RLock", "Event", "Condition", "Semaphore", "BoundedSemaphore",
 
 BASELINE = "threading"
 FLOOR = "floor"
-FASTSYNC = ("cython", "python")
-BACKEND_MODULES = {"cython": "fastsync._compiled", "python": "fastsync._fallback"}
+
+
+def fastsync_backends() -> Dict[str, str]:
+    """fastsync's backends, each name with its module: the package's own map.
+
+    Read when asked, not when bench is imported, so that --list and the
+    "cannot import fastsync" message still work where fastsync is missing."""
+    from fastsync._common import BACKEND_MODULES
+
+    return BACKEND_MODULES
 
 
 @dataclass(frozen=True)
@@ -49,10 +57,10 @@ def discover() -> Tuple[List[Implementation], List[str]]:
     found: List[Implementation] = []
     notes: List[str] = []
     found.append(Implementation(BASELINE, "threading", _threading_constructors()))
-    for name in FASTSYNC:
+    for name, module_name in fastsync_backends().items():
         label = f"fastsync ({name})"
         try:
-            module = importlib.import_module(BACKEND_MODULES[name])
+            module = importlib.import_module(module_name)
         except ImportError as error:
             notes.append(f"{label}: not available ({error})")
             continue

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .cases import Case
-from .implementations import BASELINE, FASTSYNC, FLOOR, Implementation, why_missing
+from .implementations import BASELINE, FLOOR, Implementation, fastsync_backends, why_missing
 
 
 @dataclass(frozen=True)
@@ -130,9 +130,10 @@ Progress = Callable[[int, int, str, str], None]   # (samples done, in all, case 
 def plan(cases: Sequence[Case], implementations: Sequence[Implementation]) -> List[CaseResult]:
     """A result per case, with the skipped ones already marked."""
     results = []
+    backends = fastsync_backends()
     for case in cases:
         result = CaseResult(case)
-        if not any(_takes_part(i, case) for i in implementations if i.name in FASTSYNC):
+        if not any(_takes_part(i, case) for i in implementations if i.name in backends):
             result.missing = why_missing(case.kind)
             if not case.stdlib_only_ok:
                 result.skipped = result.missing

@@ -14,11 +14,11 @@ import pytest
 
 import fastsync
 from fastsync._env import NO_EXTENSIONS, env_flag
+from helpers import backend_params
 
 # The extension is never built on PyPy (or any non-CPython): the fallback is
 # what users get there, as if they had asked for it.
 FALLBACK_REQUESTED = env_flag(NO_EXTENSIONS) or platform.python_implementation() != "CPython"
-BACKEND_MODULES = {"cython": "fastsync._compiled", "python": "fastsync._fallback"}
 
 
 def pytest_configure(config):
@@ -42,13 +42,10 @@ def pytest_report_header(config):
     return f"fastsync {fastsync.__version__} from {where}, default BACKEND={fastsync.BACKEND!r}"
 
 
-@pytest.fixture(
-    scope="session",
-    params=[pytest.param("cython", marks=pytest.mark.cython), "python"],
-)
+@pytest.fixture(scope="session", params=backend_params())
 def backend(request):
     # An ImportError here fails every cython test: a broken build must not pass.
-    return importlib.import_module(BACKEND_MODULES[request.param])
+    return importlib.import_module(request.param)
 
 
 @pytest.fixture

@@ -17,6 +17,31 @@ CPYTHON = platform.python_implementation() == "CPython"
 PYPY = platform.python_implementation() == "PyPy"
 
 
+# The backend helpers below import fastsync when called, not at the top: the
+# child scripts some tests start import this module before the backend they test.
+def backend_marks(name):
+    """The marks of the backend called `name`: the compiled one's tests carry
+    `cython`, which a run that asked for the fallback deselects (conftest)."""
+    return [pytest.mark.cython] if name == "cython" else []
+
+
+def backend_params():
+    """One pytest.param per backend, for parametrize or a fixture's params:
+    the module's name as the value, the backend's name as the test id."""
+    from fastsync._common import BACKEND_MODULES
+
+    return [pytest.param(module, marks=backend_marks(name), id=name)
+            for name, module in BACKEND_MODULES.items()]
+
+
+def backend_name(module):
+    """Which backend ("cython" or "python") an imported backend module is."""
+    from fastsync._common import BACKEND_MODULES
+
+    return next(name for name, module_name in BACKEND_MODULES.items()
+                if module_name == module.__name__)
+
+
 def _threading_enter_gives_lock(kind):
     reference = getattr(threading, kind)()
     with reference as entered:

@@ -7,6 +7,7 @@ import platform
 import pytest
 
 import fastsync
+from fastsync._common import BACKEND_MODULES
 from fastsync._env import NO_EXTENSIONS, env_flag
 from helpers import run_python
 
@@ -22,7 +23,7 @@ def default_backend():
     otherwise a missing extension is a broken build and must fail here."""
     if platform.python_implementation() != "CPython":
         return "python"
-    if env_flag(NO_EXTENSIONS) and importlib.util.find_spec("fastsync._compiled") is None:
+    if env_flag(NO_EXTENSIONS) and importlib.util.find_spec(BACKEND_MODULES["cython"]) is None:
         return "python"
     return "cython"
 
@@ -36,24 +37,21 @@ def show_backend(switch_value):
     return result.stdout.split()
 
 
-MODULE_OF = {"cython": "fastsync._compiled", "python": "fastsync._fallback"}
-
-
 @pytest.mark.parametrize("switch_value", [None, "0", ""], ids=["unset", "0", "empty"])
 def test_compiled_backend_is_the_default(switch_value):
     expected = default_backend()
-    assert show_backend(switch_value) == [expected] + [MODULE_OF[expected]] * 3
+    assert show_backend(switch_value) == [expected] + [BACKEND_MODULES[expected]] * 3
 
 
 @pytest.mark.parametrize("switch_value", ["1", "yes"])
 def test_no_extensions_switch_at_import(switch_value):
-    assert show_backend(switch_value) == ["python"] + [MODULE_OF["python"]] * 3
+    assert show_backend(switch_value) == ["python"] + [BACKEND_MODULES["python"]] * 3
 
 
 def test_backend_attribute_matches_classes():
-    assert fastsync.BACKEND in MODULE_OF
+    assert fastsync.BACKEND in BACKEND_MODULES
     for cls in (fastsync.Lock, fastsync.RLock, fastsync.Event):
-        assert cls.__module__ == MODULE_OF[fastsync.BACKEND]
+        assert cls.__module__ == BACKEND_MODULES[fastsync.BACKEND]
         assert isinstance(cls, type)
     assert set(fastsync.__all__) >= {"BACKEND", "Barrier", "BoundedSemaphore", "BrokenBarrierError",
                                      "Condition", "Event", "Lock", "RLock", "Semaphore",

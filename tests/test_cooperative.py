@@ -13,7 +13,7 @@ import textwrap
 import pytest
 
 from fastsync._env import NO_EXTENSIONS
-from helpers import run_python
+from helpers import backend_name, run_python
 
 CHILD_TIMEOUT = 30
 
@@ -133,7 +133,7 @@ def framework(request):
 def child_env(backend):
     """The child imports the backend under test: the fallback when asked."""
     env = {key: value for key, value in os.environ.items() if key != NO_EXTENSIONS}
-    if backend.__name__ == "fastsync._fallback":
+    if backend_name(backend) == "python":
         env[NO_EXTENSIONS] = "1"
     return env
 
@@ -157,7 +157,7 @@ def test_cooperates_with_greenlets(framework, order, scenario, child_env):
 
 @pytest.mark.parametrize("order", list(ORDERS))
 def test_backend_says_threading(framework, order, child_env, backend):
-    expected = "python" if backend.__name__ == "fastsync._fallback" else "cython"
+    expected = backend_name(backend)
     body = textwrap.dedent(ORDERS[order]) + textwrap.dedent(f"""
         if "backend_before" in globals():
             assert backend_before == {expected!r}, backend_before

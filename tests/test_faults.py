@@ -33,7 +33,7 @@ import traceback
 import pytest
 
 import fastsync
-from helpers import LINUX, entered_value, run_python, start, wait_until_blocked
+from helpers import LINUX, backend_params, entered_value, run_python, start, wait_until_blocked
 
 POSIX_SIGNALS = pytest.mark.skipif(
     sys.platform == "win32" or not hasattr(signal, "pthread_kill"), reason="POSIX signals")
@@ -587,10 +587,7 @@ def child_lines(result):
     return lines
 
 
-@pytest.fixture(params=[
-    pytest.param("fastsync._compiled", marks=pytest.mark.cython, id="cython"),
-    pytest.param("fastsync._fallback", id="python"),
-])
+@pytest.fixture(params=backend_params())
 def module(request):
     __import__(request.param)   # fail, not skip, if the compiled one is missing
     return request.param

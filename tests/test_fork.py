@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from helpers import run_python
+from fastsync._common import BACKEND_MODULES
+from helpers import backend_params, run_python
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
@@ -61,10 +62,7 @@ assert status == 0, status
 """
 
 
-@pytest.mark.parametrize("module", [
-    pytest.param("fastsync._compiled", marks=pytest.mark.cython, id="cython"),
-    pytest.param("fastsync._fallback", id="python"),
-])
+@pytest.mark.parametrize("module", backend_params())
 def test_fork_child_behaves_like_threading(module):
     result = run_python(SCRIPT.format(module=module))
     assert result.returncode == 0, result.stderr
@@ -73,10 +71,7 @@ def test_fork_child_behaves_like_threading(module):
     assert "('child thread', True)" in ours and "('lock after reinit', True)" in ours
 
 
-BACKENDS = pytest.mark.parametrize("module", [
-    pytest.param("fastsync._compiled", marks=pytest.mark.cython, id="cython"),
-    pytest.param("fastsync._fallback", id="python"),
-])
+BACKENDS = pytest.mark.parametrize("module", backend_params())
 
 # For the child scripts below.  waiters(): how many threads wait in a
 # Condition (threading's and the fallback's keep a list, the compiled one
@@ -242,7 +237,7 @@ for attempt in range(5):
 
 @BACKENDS
 def test_patched_queue_consumer_restarted_in_the_child(module):
-    env = {"FASTSYNC_NO_EXTENSIONS": "1"} if module.endswith("_fallback") else {}
+    env = {"FASTSYNC_NO_EXTENSIONS": "1"} if module == BACKEND_MODULES["python"] else {}
     result = run_python(QUEUE_AFTER_FORK, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
 

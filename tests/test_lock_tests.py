@@ -7,7 +7,9 @@ import threading
 
 import pytest
 
-from conftest import BACKEND_MODULES, FALLBACK_REQUESTED
+from conftest import FALLBACK_REQUESTED
+from fastsync._common import BACKEND_MODULES
+from helpers import backend_marks
 
 lock_tests = pytest.importorskip(
     "test.lock_tests", reason="this interpreter ships no test package (test.lock_tests)")
@@ -54,7 +56,7 @@ _CONDITION_BASES = ((_ConditionNanTimeout, lock_tests.ConditionTests)
 
 
 def _classes_for(name, module):
-    marks = [pytest.mark.cython] if name == "cython" else []
+    marks = backend_marks(name)
     made = {
         "Lock": ((lock_tests.LockTests,), "locktype", module.Lock),
         "RLock": ((lock_tests.RLockTests,), "locktype", module.RLock),

@@ -4,12 +4,9 @@ to take the GIL back, in the middle of their wait)."""
 
 import pytest
 
-from helpers import run_python
+from helpers import backend_params, run_python
 
-BACKENDS = pytest.mark.parametrize("module", [
-    pytest.param("fastsync._compiled", marks=pytest.mark.cython, id="cython"),
-    pytest.param("fastsync._fallback", id="python"),
-])
+BACKENDS = pytest.mark.parametrize("module", backend_params())
 
 # Daemon threads loop in short Condition waits, so some wake during
 # finalization.  An object in a reference cycle notifies from its finalizer,

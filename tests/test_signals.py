@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from helpers import CHILD_OPTIONS
+from helpers import CHILD_OPTIONS, backend_params
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGINT") or sys.platform == "win32",
                                 reason="POSIX signals")
@@ -93,10 +93,7 @@ def run_child(module, block, *, setup="", sig=signal.SIGINT, after=AFTER, then=N
     return out.splitlines(), err
 
 
-@pytest.fixture(params=[
-    pytest.param("fastsync._compiled", marks=pytest.mark.cython, id="cython"),
-    pytest.param("fastsync._fallback", id="python"),
-])
+@pytest.fixture(params=backend_params())
 def module(request):
     __import__(request.param)   # fail, not skip, if the compiled one is missing
     return request.param

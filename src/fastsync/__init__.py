@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Optional
 
 from threading import BrokenBarrierError
 
-from . import _cooperative
+from . import _common, _cooperative
 from ._env import NO_EXTENSIONS, env_flag
 
 __all__ = [
@@ -30,7 +30,7 @@ class FallbackWarning(RuntimeWarning):
     """fastsync uses its pure-Python backend although the compiled one is installed."""
 
 
-_COMPILED = __name__ + "._compiled"
+_COMPILED = _common.BACKEND_MODULES["cython"]
 
 # The extension keeps its state in C globals (Python objects among them) and
 # lets Cython refuse a second interpreter.  Cython remembers whichever

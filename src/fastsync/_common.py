@@ -2,8 +2,13 @@
 
 import sys
 
+# Each backend by its name (a value of fastsync.BACKEND) and the module that
+# implements it.  The package, its tests and the benchmark all name the
+# modules through this map, so that adding or renaming a backend is one edit.
+BACKEND_MODULES = {"cython": "fastsync._compiled", "python": "fastsync._fallback"}
+
 # The public name of every class is fastsync.X, whichever module defines it.
-_INTERNAL_MODULES = frozenset({"fastsync._compiled", "fastsync._fallback"})
+_INTERNAL_MODULES = frozenset(BACKEND_MODULES.values())
 
 # threading.Event.isSet() and Condition.notifyAll() warn from 3.10 on.
 ISSET_WARNS = sys.version_info >= (3, 10)

@@ -18,8 +18,10 @@ import _thread
 import threading
 from types import BuiltinFunctionType
 
+from ._common import BACKEND_MODULES
+
 NAMES = ("Lock", "RLock", "Event", "Condition", "Semaphore", "BoundedSemaphore", "Barrier")
-_OUR_MODULES = frozenset({"fastsync._compiled", "fastsync._fallback"})
+_OUR_MODULES = frozenset(BACKEND_MODULES.values())
 
 # The interpreter's own allocator is a builtin; gevent's and eventlet's are
 # Python functions.  If it has already been replaced when fastsync is
