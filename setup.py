@@ -4,11 +4,10 @@ The extension is optional: if it can't be compiled the install still succeeds
 with the pure-Python backend, after a loud warning.  FASTSYNC_REQUIRE_EXTENSIONS=1
 (or CIBUILDWHEEL=1) makes a failed compile an error instead, and
 FASTSYNC_NO_EXTENSIONS=1 skips compiling altogether, and so does a
-free-threaded Python.
+free-threaded Python or one other than CPython.
 """
 
 import glob
-import importlib.util
 import os
 import platform
 import sys
@@ -17,21 +16,17 @@ import sysconfig
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+
+def env_flag(name):
+    """True when the variable is set to anything but '' or '0'."""
+    return os.environ.get(name, "") not in ("", "0")
 
 
-def _load_env_module():
-    # Read the switches with the package's own code, without importing the package.
-    path = os.path.join(HERE, "src", "fastsync", "_env.py")
-    spec = importlib.util.spec_from_file_location("_fastsync_env", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-env = _load_env_module()
-REQUIRE_EXTENSIONS = env.env_flag(env.REQUIRE_EXTENSIONS) or env.env_flag("CIBUILDWHEEL")
-SKIP_EXTENSIONS = env.env_flag(env.NO_EXTENSIONS) or platform.python_implementation() != "CPython"
+# The switches src/fastsync/_env.py reads at import time, read by the same
+# rule.  Spelled again rather than loaded from that file by path: a build
+# script should not execute the package's modules before they are built.
+REQUIRE_EXTENSIONS = env_flag("FASTSYNC_REQUIRE_EXTENSIONS") or env_flag("CIBUILDWHEEL")
+SKIP_EXTENSIONS = env_flag("FASTSYNC_NO_EXTENSIONS") or platform.python_implementation() != "CPython"
 # A free-threaded CPython (3.13t and later) would turn the GIL back on to load
 # an extension that doesn't declare itself safe without it, and this one has
 # not been run there yet: such a build gets the pure-Python backend.
