@@ -4,7 +4,12 @@ The extension is optional: if it can't be compiled the install still succeeds
 with the pure-Python backend, after a loud warning.  FASTSYNC_REQUIRE_EXTENSIONS=1
 (or CIBUILDWHEEL=1) makes a failed compile an error instead, and
 FASTSYNC_NO_EXTENSIONS=1 skips compiling altogether, and so does a
-free-threaded Python or one other than CPython.
+free-threaded Python or one other than CPython.  FASTSYNC_C_BACKEND=posix
+builds over the generic POSIX wait layer instead of the platform's own.
+
+Cython translates the .pyx only when the extension is built, so commands that
+need just the metadata or an sdist never run it.  Its compiler directives,
+language_level among them, are all in the .pyx header.
 """
 
 import glob
@@ -51,10 +56,29 @@ class OptionalBuildExt(build_ext):
     """build_ext that falls back to pure Python unless extensions are required."""
 
     def run(self):
+        # Outside the fallback: an error from Cython is a fault in the
+        # sources or a missing build requirement, not a missing compiler.
+        self._cythonize()
         try:
             super().run()
         except Exception as error:   # e.g. no compiler found at all
             self._fall_back(error, self.extensions)
+
+    def _cythonize(self):
+        # Cython runs here, when the extension is really built, and not when
+        # setup.py is loaded: metadata and sdist commands load it too.
+        pyx = [ext for ext in self.extensions if any(str(source).endswith(".pyx") for source in ext.sources)]
+        if not pyx:
+            return
+        from Cython.Build import cythonize
+
+        translated = {ext.name: ext for ext in cythonize(pyx)}
+        for ext in pyx:
+            # setuptools registered these Extension objects when it finalized
+            # the command; keep them and take only the generated C file from
+            # Cython's copies (so a "# distutils:" line in the .pyx would not
+            # take effect).
+            ext.sources = translated[ext.name].sources
 
     def build_extension(self, ext):
         # setuptools rebuilds only when a file changed, so switching
@@ -114,8 +138,6 @@ def extensions():
                      "is not built on a free-threaded Python")
         sys.stderr.write(FREE_THREADED_BANNER)
         return []
-    from Cython.Build import cythonize
-
     macros = []
     backend = os.environ.get("FASTSYNC_C_BACKEND", "")
     if backend:
@@ -131,9 +153,9 @@ def extensions():
         depends=sorted(glob.glob(os.path.join("csrc", "*.[ch]"))),
         define_macros=macros,
     )
-    # The Cython directives, language_level among them, are in the .pyx header.
-    # A failed compile falls back to pure Python through OptionalBuildExt.
-    return cythonize([extension])
+    # The .pyx is translated by OptionalBuildExt; a failed compile falls back
+    # to pure Python there too.
+    return [extension]
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})
