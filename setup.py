@@ -4,11 +4,15 @@ The extension is optional: if it can't be compiled the install still succeeds
 with the pure-Python backend, after a loud warning.  FASTSYNC_REQUIRE_EXTENSIONS=1
 (or CIBUILDWHEEL=1) makes a failed compile an error instead, and
 FASTSYNC_NO_EXTENSIONS=1 skips compiling altogether, and so does a
-free-threaded Python.
+free-threaded Python or one other than CPython.  FASTSYNC_C_BACKEND=posix
+builds over the generic POSIX wait layer instead of the platform's own.
+
+Cython translates the .pyx only when the extension is built, so commands that
+need just the metadata or an sdist never run it.  Its compiler directives,
+language_level among them, are all in the .pyx header.
 """
 
 import glob
-import importlib.util
 import os
 import platform
 import sys
@@ -17,21 +21,17 @@ import sysconfig
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+
+def env_flag(name):
+    """True when the variable is set to anything but '' or '0'."""
+    return os.environ.get(name, "") not in ("", "0")
 
 
-def _load_env_module():
-    # Read the switches with the package's own code, without importing the package.
-    path = os.path.join(HERE, "src", "fastsync", "_env.py")
-    spec = importlib.util.spec_from_file_location("_fastsync_env", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-env = _load_env_module()
-REQUIRE_EXTENSIONS = env.env_flag(env.REQUIRE_EXTENSIONS) or env.env_flag("CIBUILDWHEEL")
-SKIP_EXTENSIONS = env.env_flag(env.NO_EXTENSIONS) or platform.python_implementation() != "CPython"
+# The switches src/fastsync/_env.py reads at import time, read by the same
+# rule.  Spelled again rather than loaded from that file by path: a build
+# script should not execute the package's modules before they are built.
+REQUIRE_EXTENSIONS = env_flag("FASTSYNC_REQUIRE_EXTENSIONS") or env_flag("CIBUILDWHEEL")
+SKIP_EXTENSIONS = env_flag("FASTSYNC_NO_EXTENSIONS") or platform.python_implementation() != "CPython"
 # A free-threaded CPython (3.13t and later) would turn the GIL back on to load
 # an extension that doesn't declare itself safe without it, and this one has
 # not been run there yet: such a build gets the pure-Python backend.
@@ -56,10 +56,29 @@ class OptionalBuildExt(build_ext):
     """build_ext that falls back to pure Python unless extensions are required."""
 
     def run(self):
+        # Outside the fallback: an error from Cython is a fault in the
+        # sources or a missing build requirement, not a missing compiler.
+        self._cythonize()
         try:
             super().run()
         except Exception as error:   # e.g. no compiler found at all
             self._fall_back(error, self.extensions)
+
+    def _cythonize(self):
+        # Cython runs here, when the extension is really built, and not when
+        # setup.py is loaded: metadata and sdist commands load it too.
+        pyx = [ext for ext in self.extensions if any(str(source).endswith(".pyx") for source in ext.sources)]
+        if not pyx:
+            return
+        from Cython.Build import cythonize
+
+        translated = {ext.name: ext for ext in cythonize(pyx)}
+        for ext in pyx:
+            # setuptools registered these Extension objects when it finalized
+            # the command; keep them and take only the generated C file from
+            # Cython's copies (so a "# distutils:" line in the .pyx would not
+            # take effect).
+            ext.sources = translated[ext.name].sources
 
     def build_extension(self, ext):
         # setuptools rebuilds only when a file changed, so switching
@@ -119,8 +138,6 @@ def extensions():
                      "is not built on a free-threaded Python")
         sys.stderr.write(FREE_THREADED_BANNER)
         return []
-    from Cython.Build import cythonize
-
     macros = []
     backend = os.environ.get("FASTSYNC_C_BACKEND", "")
     if backend:
@@ -136,9 +153,9 @@ def extensions():
         depends=sorted(glob.glob(os.path.join("csrc", "*.[ch]"))),
         define_macros=macros,
     )
-    # The Cython directives, language_level among them, are in the .pyx header.
-    # A failed compile falls back to pure Python through OptionalBuildExt.
-    return cythonize([extension])
+    # The .pyx is translated by OptionalBuildExt; a failed compile falls back
+    # to pure Python there too.
+    return [extension]
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

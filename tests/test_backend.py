@@ -3,12 +3,13 @@
 import importlib.util
 import os
 import platform
+import sysconfig
 
 import pytest
 
 import fastsync
 from fastsync._common import BACKEND_MODULES
-from fastsync._env import NO_EXTENSIONS, env_flag
+from fastsync._env import NO_EXTENSIONS, REQUIRE_EXTENSIONS, env_flag
 from helpers import run_python
 
 SHOW_BACKEND = """
@@ -111,38 +112,58 @@ def test_fallback_warning_is_a_runtime_warning():
     assert issubclass(fastsync.FallbackWarning, RuntimeWarning)
 
 
-# setup.py on a free-threaded CPython, simulated: it must declare no extension
-# (loading one would turn the GIL back on) and say why, or refuse when the
-# extension is required.
-# setuptools is replaced by a stand-in that records what setup() is given
-# (a test environment need not have setuptools: 3.12+ venvs come without).
-FREE_THREADED_SETUP = """
+# setup.py run with a stand-in for setuptools that records what setup() is
+# given (a test environment need not have setuptools: 3.12+ venvs come
+# without), optionally on a simulated free-threaded CPython.
+RUN_SETUP = """
 import runpy, sys, sysconfig, types
-real = sysconfig.get_config_var
-sysconfig.get_config_var = lambda name: 1 if name == "Py_GIL_DISABLED" else real(name)
-declared = {}
+if {free_threaded}:
+    real = sysconfig.get_config_var
+    sysconfig.get_config_var = lambda name: 1 if name == "Py_GIL_DISABLED" else real(name)
+declared = {{}}
 setuptools = types.ModuleType("setuptools")
-setuptools.Extension = object
+setuptools.Extension = lambda name, **kwargs: name
 setuptools.setup = lambda **kwargs: declared.update(kwargs)
 build_ext = types.ModuleType("setuptools.command.build_ext")
 build_ext.build_ext = object
-sys.modules.update({"setuptools": setuptools, "setuptools.command": types.ModuleType("setuptools.command"),
-                    "setuptools.command.build_ext": build_ext})
+sys.modules.update({{"setuptools": setuptools, "setuptools.command": types.ModuleType("setuptools.command"),
+                    "setuptools.command.build_ext": build_ext}})
 runpy.run_path("setup.py", run_name="__main__")
 print(len(declared["ext_modules"]))
 """
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD_SWITCHES = (NO_EXTENSIONS, REQUIRE_EXTENSIONS, "CIBUILDWHEEL", "FASTSYNC_C_BACKEND")
 
 
+def run_setup(*, free_threaded=False, **switches):
+    env = {key: value for key, value in os.environ.items() if key not in BUILD_SWITCHES}
+    env.update(switches)
+    return run_python(RUN_SETUP.format(free_threaded=free_threaded), env=env, replace_env=True, cwd=REPO)
+
+
+# setup.py spells the switches' names itself; they must be the ones the
+# package reads at import time, with the same rule for their values.
+@pytest.mark.skipif(platform.python_implementation() != "CPython"
+                    or bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
+                    reason="setup.py declares no extension on PyPy or a free-threaded Python")
+@pytest.mark.parametrize("switch_value, declared",
+                         [(None, "1"), ("", "1"), ("0", "1"), ("1", "0"), ("yes", "0")])
+def test_setup_honours_the_no_extensions_switch(switch_value, declared):
+    switches = {} if switch_value is None else {NO_EXTENSIONS: switch_value}
+    result = run_setup(**switches)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [declared]
+
+
+# On a free-threaded CPython setup.py must declare no extension (loading one
+# would turn the GIL back on) and say why, or refuse when the extension is
+# required.
 @pytest.mark.skipif(platform.python_implementation() != "CPython",
                     reason="setup.py declares no extension on PyPy, free-threaded or not")
 def test_setup_builds_no_extension_on_a_free_threaded_python():
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {key: value for key, value in os.environ.items()
-           if key not in (NO_EXTENSIONS, "FASTSYNC_REQUIRE_EXTENSIONS", "CIBUILDWHEEL")}
-    result = run_python(FREE_THREADED_SETUP, env=env, replace_env=True, cwd=repo)
+    result = run_setup(free_threaded=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["0"]
     assert "free-threaded" in result.stderr
-    env["FASTSYNC_REQUIRE_EXTENSIONS"] = "1"
-    result = run_python(FREE_THREADED_SETUP, env=env, replace_env=True, cwd=repo)
+    result = run_setup(free_threaded=True, **{REQUIRE_EXTENSIONS: "1"})
     assert result.returncode != 0 and "free-threaded" in result.stderr

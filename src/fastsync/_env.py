@@ -1,7 +1,8 @@
-"""Environment switches, read the same way at build time and at import time.
+"""Environment switches read at import time.
 
-setup.py loads this file by path, so it must not import anything from the
-package."""
+setup.py reads FASTSYNC_NO_EXTENSIONS and FASTSYNC_REQUIRE_EXTENSIONS at build
+time by the same rule (env_flag), with the names spelled in its own code: keep
+the two in step."""
 
 import os
 
