@@ -138,12 +138,20 @@ def test_timed_wait_keeps_its_deadline_across_signals(module):
     setup = """
     import time
     signal.signal(signal.SIGUSR1, lambda signum, frame: None)
-    started = time.monotonic()
+    started, wall_started = time.monotonic(), time.time()
     """
-    after = ('elapsed = time.monotonic() - started\n'
-             'print("ELAPSED", 1.5 <= elapsed < 20, flush=True)')
+    after = ('print("ELAPSED", time.monotonic() - started, time.time() - wall_started, flush=True)')
     lines, err = run_child(module, "lock.acquire(timeout=1.5)", setup=setup, sig=signal.SIGUSR1, after=after)
-    assert lines == ["RESULT False", "ELAPSED True"], err
+    assert lines[0] == "RESULT False", err
+    elapsed, wall_elapsed = map(float, lines[1].split()[1:])
+    assert elapsed < 20, lines
+    if elapsed < 1.5 and module == "fastsync._fallback" and wall_elapsed >= 1.5:
+        # The fallback's Lock is the interpreter's own, and PyPy's keeps a
+        # signalled wait's deadline by the wall clock: a clock step during
+        # the wait moves it, for threading.Lock just the same.
+        assert sys.implementation.name == "pypy", lines
+    else:
+        assert elapsed >= 1.5, lines
 
 
 @pytest.mark.parametrize("call", ["cond.wait()", "cond.wait(60)", "cond.wait_for(lambda: False)",
