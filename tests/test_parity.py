@@ -109,6 +109,37 @@ def test_acquire_arguments_like_threading(backend, kind, args, kwargs):
     assert same(expected, got), (expected, got)
 
 
+# Calls that can't block: on a free lock anything goes; on a lock another
+# thread holds, only calls that give up.
+ENTER_ARGS_FREE = [((), {}), ((True,), {}), ((1,), {}), ((True, 0.01), {}), ((), {"blocking": True}),
+                   ((), {"timeout": 0.01}), ((), {"x": 1}), ((True, 1, 2), {}), ((True, -5), {})]
+ENTER_ARGS_HELD = [((False,), {}), ((0,), {}), ((), {"blocking": False}), ((True, 0.01), {}),
+                   ((), {"timeout": 0})]
+
+
+@pytest.mark.parametrize("held,args,kwargs",
+                         [(False, *call) for call in ENTER_ARGS_FREE]
+                         + [(True, *call) for call in ENTER_ARGS_HELD], ids=repr)
+@pytest.mark.parametrize("kind", ["Lock", "RLock"])
+def test_enter_arguments_like_threading(backend, kind, held, args, kwargs):
+    """Up to 3.14 threading's __enter__ is its acquire, arguments and result
+    included; since 3.15 it takes none."""
+    def enter_outcome(factory):
+        lock = factory()
+        if held:   # by another thread, so that an RLock can't re-enter either
+            taken = threading.Event()
+            threading.Thread(target=lambda: (lock.acquire(), taken.set()), daemon=True).start()
+            taken.wait()
+        result = outcome(lambda: lock.__enter__(*args, **kwargs))
+        if result == ("ok", True):
+            lock.release()
+        return result
+
+    expected = enter_outcome(getattr(threading, kind))
+    got = enter_outcome(getattr(backend, kind))
+    assert same(expected, got), (expected, got)
+
+
 EVENT_TIMEOUTS = [None, 0, 0.0, -1, -5.5, 0.001, True, False, float("nan"), float("-inf"),
                   float("inf"), 1e300, 2**70, "x", [1], decimal.Decimal("0.001"), fractions.Fraction(1, 1000),
                   FloatOnly()]

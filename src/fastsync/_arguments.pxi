@@ -79,6 +79,85 @@ def _lock_exit_takes_three():
 
 
 # ---------------------------------------------------------------------------
+# __enter__ with acquire's arguments
+#
+# Up to 3.14 the __enter__ of _thread's locks is their acquire: it takes the
+# same arguments and returns the same result (False for __enter__(False) on a
+# held lock).  Where a probe at start-up finds that, Lock and RLock get an
+# __enter__ that hands a call with arguments to the type's acquire and keeps
+# the argument-free call of `with` on the type's own __enter__.
+
+cdef extern from *:
+    """
+    typedef PyObject *(*fastsync_fastcall_kw)(PyObject *, PyObject *const *,
+                                              Py_ssize_t, PyObject *);
+    static PyCFunction fastsync_enter_plain[2];
+    static fastsync_fastcall_kw fastsync_enter_acquire[2];
+
+    #define FASTSYNC_ENTER(n) \
+        static PyObject *fastsync_enter_##n(PyObject *self, PyObject *const *args, \
+                                            Py_ssize_t nargs, PyObject *kwnames) \
+        { if (nargs == 0 && kwnames == NULL) return fastsync_enter_plain[n](self, NULL); \
+          return fastsync_enter_acquire[n](self, args, nargs, kwnames); }
+    FASTSYNC_ENTER(0)
+    FASTSYNC_ENTER(1)
+    static PyMethodDef fastsync_enter_defs[2] = {
+        {"__enter__", (PyCFunction)(void (*)(void))fastsync_enter_0, METH_FASTCALL | METH_KEYWORDS, NULL},
+        {"__enter__", (PyCFunction)(void (*)(void))fastsync_enter_1, METH_FASTCALL | METH_KEYWORDS, NULL},
+    };
+
+    static PyMethodDef *fastsync_method_def(PyTypeObject *tp, const char *name, int flags)
+    {
+        PyObject *descr = PyDict_GetItemString(tp->tp_dict, name);   /* borrowed */
+        PyMethodDef *def;
+        if (descr == NULL || !PyObject_TypeCheck(descr, &PyMethodDescr_Type)) {
+            PyErr_Format(PyExc_SystemError, "%s.%s is not a C method", tp->tp_name, name);
+            return NULL;
+        }
+        def = ((PyMethodDescrObject *)descr)->d_method;
+        if (def->ml_flags != flags) {
+            PyErr_Format(PyExc_SystemError, "%s.%s has unexpected flags", tp->tp_name, name);
+            return NULL;
+        }
+        return def;
+    }
+
+    /* Call after the type's acquire is final. */
+    static int fastsync_install_enter_taking_arguments(PyObject *type, int slot)
+    {
+        PyTypeObject *tp = (PyTypeObject *)type;
+        PyMethodDef *plain = fastsync_method_def(tp, "__enter__", METH_NOARGS);
+        PyMethodDef *acquire = fastsync_method_def(tp, "acquire", METH_FASTCALL | METH_KEYWORDS);
+        PyObject *method;
+        int failed;
+        if (plain == NULL || acquire == NULL)
+            return -1;
+        fastsync_enter_plain[slot] = plain->ml_meth;
+        fastsync_enter_acquire[slot] = (fastsync_fastcall_kw)(void (*)(void))acquire->ml_meth;
+        fastsync_enter_defs[slot].ml_doc = plain->ml_doc;   /* its signature, (self, /), as threading's */
+        method = PyDescr_NewMethod(tp, &fastsync_enter_defs[slot]);
+        if (method == NULL)
+            return -1;
+        failed = PyDict_SetItemString(tp->tp_dict, "__enter__", method);
+        Py_DECREF(method);
+        PyType_Modified(tp);
+        return failed;
+    }
+    """
+    int fastsync_install_enter_taking_arguments(object type, int slot) except -1
+
+
+def _enter_takes_acquire_arguments(stdlib_lock_type):
+    lock = stdlib_lock_type()
+    try:
+        lock.__enter__(True, -1)
+    except TypeError:
+        return False
+    lock.release()
+    return True
+
+
+# ---------------------------------------------------------------------------
 # Arguments
 
 # acquire()'s "wait forever": -1 seconds, compared in nanoseconds as CPython does.

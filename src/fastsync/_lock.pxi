@@ -68,8 +68,6 @@ cdef object lock_exit(object self):
 
 cdef extern from *:
     """
-    typedef PyObject *(*fastsync_fastcall_kw)(PyObject *, PyObject *const *,
-                                              Py_ssize_t, PyObject *);
     static fastsync_fastcall_kw fastsync_lock_acquire_parsed;
     static Py_ssize_t fastsync_lock_offset;   /* of a Lock's fs_lock */
 
