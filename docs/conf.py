@@ -9,6 +9,8 @@ import ast
 import copy
 import pathlib
 
+from sphinx.util import logging
+
 import fastsync
 
 if fastsync.BACKEND != "cython":
@@ -68,6 +70,9 @@ def _signature_from_stub(app, what, name, obj, options, signature, return_annota
     else:
         return None
     if function is None:
+        # A documented class or method the stubs lack: type checkers can't see
+        # it either.  A warning, so the build (-W) fails.
+        logging.getLogger(__name__).warning("%s: not in fastsync/_compiled.pyi", name)
         return None
     arguments = copy.deepcopy(function.args)
     # The stubs' methods take self first; the documented signature does not.
