@@ -4,7 +4,7 @@
 PYTHON ?= python3
 RUN = py=$$(sh tools/project-python "$(PYTHON)") && "$$py"
 
-.PHONY: test bench bench-quick check-c lint clean
+.PHONY: test bench bench-quick docs check-c lint clean
 
 # Install fastsync (compiling the extension) with its test tools, then run the suite.
 test:
@@ -17,13 +17,19 @@ bench:
 bench-quick:
 	$(RUN) -m pip install --quiet --no-cache-dir . && "$$py" bench/run.py --quick
 
+# Install fastsync and the pinned documentation tools (docs/requirements.txt),
+# then build the HTML docs into docs/_build/html; any warning fails the build.
+docs:
+	$(RUN) -m pip install --quiet --no-cache-dir . -r docs/requirements.txt \
+	  && "$$py" -m sphinx -W --keep-going -b html docs docs/_build/html
+
 # The C layer's own tests (see csrc/Makefile for PLATFORM, SANITIZE, RUNNER).
 check-c:
 	$(MAKE) -C csrc check
 
 lint:
-	$(RUN) -m ruff check src tests bench setup.py && MYPYPATH=src "$$py" -m mypy src/fastsync tests/check_types.py
+	$(RUN) -m ruff check src tests bench docs setup.py && MYPYPATH=src "$$py" -m mypy src/fastsync tests/check_types.py
 
 clean:
-	rm -rf build dist src/*.egg-info src/fastsync/_compiled.c src/fastsync/*.so src/fastsync/*.html .venv
+	rm -rf build dist docs/_build src/*.egg-info src/fastsync/_compiled.c src/fastsync/*.so src/fastsync/*.html .venv
 	-$(MAKE) -C csrc clean

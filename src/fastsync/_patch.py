@@ -14,6 +14,7 @@ its own; the rest of ours return threading's then (see _cooperative).
 import _thread
 import threading
 from contextlib import contextmanager
+from typing import Iterator, Optional
 
 import fastsync
 
@@ -22,13 +23,18 @@ from ._cooperative import monkey_patched
 PATCHED_NAMES = ("Lock", "RLock", "Event", "Condition", "Semaphore", "BoundedSemaphore", "Barrier")
 
 _guard = _thread.allocate_lock()   # a real lock: patch() may race with itself
-_originals = None                  # what patch() replaced, while patched
+_originals: Optional[dict] = None  # what patch() replaced, while patched
 
 
-def patch():
-    """Replace threading's primitives with fastsync's.  Calling it again while
-    patched, or once gevent or eventlet has monkey-patched threading, does
-    nothing.  Returns True if this call patched."""
+def patch() -> bool:
+    """Replace threading's primitives with fastsync's.
+
+    threading.Lock, RLock, Event, Condition, Semaphore, BoundedSemaphore and
+    Barrier become fastsync's, so objects that code creates through threading
+    from now on are fastsync's; existing objects keep their types.  Calling it
+    again while patched, or once gevent or eventlet has monkey-patched
+    threading, does nothing.  Safe to call from several threads.  Returns True
+    if this call patched."""
     global _originals
     with _guard:
         if _originals is not None or monkey_patched():
@@ -39,7 +45,7 @@ def patch():
         return True
 
 
-def unpatch():
+def unpatch() -> bool:
     """Put back what patch() replaced, where ours is still in place: a name
     that monkey-patching has since given to its own primitive keeps it.  Does
     nothing if not patched.  Returns True if this call unpatched."""
@@ -54,14 +60,14 @@ def unpatch():
         return True
 
 
-def is_patched():
+def is_patched() -> bool:
     return _originals is not None
 
 
 @contextmanager
-def patched():
-    """Patch for the duration of a with block.  Nested or combined with an
-    outer patch(), only the call that patched undoes it."""
+def patched() -> Iterator[None]:
+    """A context manager: patch() for the duration of a with block.  Nested or
+    combined with an outer patch(), only the call that patched undoes it."""
     did_patch = patch()
     try:
         yield
