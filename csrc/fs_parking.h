@@ -39,7 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "fs_atomic.h"
-#include "fastsync.h"
+#include "fs_time.h"
 
 typedef struct fs_waiter fs_waiter;
 struct fs_waiter {              /* on the waiting thread's stack */

@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 #include "fs_atomic.h"
+#include "fs_time.h"
 
 #if !defined(FS_WAIT_FUTEX) && !defined(FS_WAIT_POSIX) && !defined(FS_WAIT_WIN32)
 #  if defined(_WIN32)

@@ -35,7 +35,7 @@
 #define _GNU_SOURCE   /* pipe2(); with -std=c99 also the POSIX declarations */
 #endif
 #include "fs_wait.h"
-#include "fastsync.h"
+#include "fs_time.h"
 
 #if defined(FS_WAIT_POSIX)
 

@@ -43,7 +43,7 @@
 #define _WIN32_WINNT 0x0600     /* SRWLOCK, InitOnce, FlsAlloc: Vista */
 #endif
 #include "fs_wait.h"
-#include "fastsync.h"
+#include "fs_time.h"
 
 #if defined(FS_WAIT_WIN32)
 
