@@ -67,15 +67,16 @@ static void adopt_queue_after_fork(fs_atomic_u32 *generation,
  * before fs_lock_wait_until returns, however the wait ends, so no entry
  * outlives its wait. */
 struct fs_lock_asker {
-    fs_lock_asker *next;
+    fs_list_node node;
     fs_atomic_u32 handed;   /* set when the lock is the asker's */
+    uint32_t generation;    /* the queue's when the asker joined it */
 };
 
 static void askers_reset(void *queue)
 {
     fs_lock *lock = (fs_lock *)queue;
     fs_store_u32(&lock->askers_guard, 0);
-    lock->first_asker = lock->last_asker = NULL;
+    fs_list_init(&lock->askers);
 }
 
 static void askers_lock(fs_lock *lock)
@@ -90,9 +91,9 @@ static void askers_unlock(fs_lock *lock)
 size_t fs_lock_count_askers(fs_lock *lock)
 {
     size_t count = 0;
-    const fs_lock_asker *asker;
+    const fs_list_node *asker;
     askers_lock(lock);
-    for (asker = lock->first_asker; asker != NULL; asker = asker->next)
+    for (asker = lock->askers.head; asker != NULL; asker = asker->next)
         count++;
     askers_unlock(lock);
     return count;
@@ -103,10 +104,10 @@ size_t fs_lock_count_askers(fs_lock *lock)
  * nobody asks any more (the caller releases it as usual). */
 static int lock_hand_to_first_asker(fs_lock *lock)
 {
-    fs_lock_asker *first;
+    fs_list_node *first;
     uint32_t state, next;
     askers_lock(lock);
-    first = lock->first_asker;
+    first = lock->askers.head;
     state = fs_load_u32(&lock->state);
     do {
         if (!(state & FS_LOCK_HELD) || (state & FS_LOCK_HANDED)) {
@@ -119,13 +120,12 @@ static int lock_hand_to_first_asker(fs_lock *lock)
             next &= ~(uint32_t)FS_LOCK_HANDOFF_ASKED;
     } while (!fs_cas_u32(&lock->state, &state, next));
     if (first != NULL) {
-        lock->first_asker = first->next;
-        if (first->next == NULL)
-            lock->last_asker = NULL;
-        fs_store_u32(&first->handed, 1);
+        fs_lock_asker *asker = FS_LIST_ENTRY(first, fs_lock_asker, node);
+        fs_list_remove(&lock->askers, first);
+        fs_store_u32(&asker->handed, 1);
         /* The asker may see the flag and return before this wake: the wait
          * layers use the address only as a key, so a late wake is harmless. */
-        fs_wake_one(&first->handed);
+        fs_wake_one(&asker->handed);
     }
     askers_unlock(lock);
     return first != NULL;
@@ -155,7 +155,6 @@ int fs_lock_release_slow(fs_lock *lock, uint32_t state)
 static int lock_ask(fs_lock *lock, fs_lock_asker *me)
 {
     uint32_t state;
-    me->next = NULL;
     fs_store_u32(&me->handed, 0);
     askers_lock(lock);
     state = fs_load_u32(&lock->state);
@@ -166,11 +165,8 @@ static int lock_ask(fs_lock *lock, fs_lock_asker *me)
         }
     } while (!fs_cas_u32(&lock->state, &state,
                          state | FS_LOCK_WAITERS | FS_LOCK_HANDOFF_ASKED));
-    if (lock->last_asker != NULL)
-        lock->last_asker->next = me;
-    else
-        lock->first_asker = me;
-    lock->last_asker = me;
+    me->generation = fs_load_u32(&lock->askers_generation);
+    fs_list_push_back(&lock->askers, &me->node);
     askers_unlock(lock);
     return 1;
 }
@@ -179,22 +175,14 @@ static int lock_ask(fs_lock *lock, fs_lock_asker *me)
  * and the caller must take it. */
 static int lock_withdraw_ask(fs_lock *lock, fs_lock_asker *me)
 {
-    fs_lock_asker **link, *before = NULL;
     int withdrawn;
     askers_lock(lock);
     withdrawn = !fs_load_u32(&me->handed);
     /* After a fork from a signal handler the child's queue was emptied, and
-     * the asker is not found: it has left all the same. */
-    for (link = &lock->first_asker; withdrawn && *link != NULL; link = &(*link)->next) {
-        if (*link == me) {
-            *link = me->next;
-            if (lock->last_asker == me)
-                lock->last_asker = before;
-            break;
-        }
-        before = *link;
-    }
-    if (lock->first_asker == NULL)
+     * the asker is not in it: it has left all the same. */
+    if (withdrawn && me->generation == fs_load_u32(&lock->askers_generation))
+        fs_list_remove(&lock->askers, &me->node);
+    if (lock->askers.head == NULL)
         fs_fetch_and_u32(&lock->state, ~(uint32_t)FS_LOCK_HANDOFF_ASKED);
     askers_unlock(lock);
     return withdrawn;
@@ -391,7 +379,7 @@ static void cond_reset(void *queue)
 {
     fs_cond *cond = (fs_cond *)queue;
     fs_store_u32(&cond->guard, 0);
-    cond->head = cond->tail = NULL;
+    fs_list_init(&cond->waiters);
     cond->length = 0;
 }
 
@@ -416,26 +404,12 @@ fs_cond_waiter *fs_cond_enqueue(fs_cond *cond)
     if (waiter == NULL)
         return NULL;
     fs_store_u32(&waiter->notified, 0);
-    waiter->next = NULL;
     cond_lock(cond);
     waiter->generation = fs_load_u32(&cond->generation);
-    waiter->prev = cond->tail;
-    if (cond->tail)
-        cond->tail->next = waiter;
-    else
-        cond->head = waiter;
-    cond->tail = waiter;
+    fs_list_push_back(&cond->waiters, &waiter->node);
     cond->length++;
     cond_unlock(cond);
     return waiter;
-}
-
-static void cond_unlink(fs_cond *cond, fs_cond_waiter *waiter)
-{
-    if (waiter->prev) waiter->prev->next = waiter->next; else cond->head = waiter->next;
-    if (waiter->next) waiter->next->prev = waiter->prev; else cond->tail = waiter->prev;
-    waiter->next = waiter->prev = NULL;
-    cond->length--;
 }
 
 uint64_t fs_cond_length(fs_cond *cond)
@@ -454,8 +428,10 @@ int fs_cond_dequeue(fs_cond *cond, fs_cond_waiter *waiter)
     notified = fs_load_u32(&waiter->notified) != 0;
     /* A waiter whose thread forked (from a signal handler) is not in the
      * child's emptied queue. */
-    if (!notified && waiter->generation == fs_load_u32(&cond->generation))
-        cond_unlink(cond, waiter);
+    if (!notified && waiter->generation == fs_load_u32(&cond->generation)) {
+        fs_list_remove(&cond->waiters, &waiter->node);
+        cond->length--;
+    }
     cond_unlock(cond);
     free(waiter);
     return notified;
@@ -465,9 +441,10 @@ uint64_t fs_cond_notify(fs_cond *cond, uint64_t n)
 {
     uint64_t woken = 0;
     cond_lock(cond);
-    while (woken < n && cond->head) {
-        fs_cond_waiter *waiter = cond->head;
-        cond_unlink(cond, waiter);
+    while (woken < n && cond->waiters.head != NULL) {
+        fs_cond_waiter *waiter =
+            FS_LIST_ENTRY(fs_list_pop_front(&cond->waiters), fs_cond_waiter, node);
+        cond->length--;
         /* The waiter can't return before it takes the queue lock we hold,
          * so its memory is still valid for the wake. */
         fs_store_u32(&waiter->notified, 1);

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "fs_atomic.h"
+#include "fs_list.h"
 #include "fs_spin.h"
 #include "fs_time.h"
 #include "fs_wait.h"
@@ -82,8 +83,7 @@ typedef struct {
     fs_atomic_u32 state;
     fs_atomic_u32 askers_guard;       /* guards the two pointers below */
     fs_atomic_u32 askers_generation;  /* the fork generation they belong to */
-    fs_lock_asker *first_asker;
-    fs_lock_asker *last_asker;
+    fs_list askers;                   /* of fs_lock_asker, oldest first */
 } fs_lock;
 
 /* Releases a lock whose word is not just FS_LOCK_HELD (`state`, as seen). */
@@ -143,7 +143,7 @@ static inline void fs_lock_init(fs_lock *lock)
     fs_store_u32(&lock->state, FS_LOCK_FREE);
     fs_store_u32(&lock->askers_guard, 0);
     fs_store_u32(&lock->askers_generation, fs_fork_generation());
-    lock->first_asker = lock->last_asker = NULL;
+    fs_list_init(&lock->askers);
 }
 
 static inline int fs_lock_try_acquire(fs_lock *lock)
@@ -393,15 +393,13 @@ static inline int fs_semaphore_release(fs_semaphore *sem, uint64_t n, uint64_t l
  * parent's queue (see "Fork"): those waiters don't exist there. */
 typedef struct fs_cond_waiter {
     fs_atomic_u32 notified;
-    struct fs_cond_waiter *next;
-    struct fs_cond_waiter *prev;
+    fs_list_node node;
     uint32_t generation;        /* the queue's when this waiter joined it */
 } fs_cond_waiter;
 
 typedef struct {
     fs_atomic_u32 guard;        /* a lock of its own, as the Lock's askers' */
-    fs_cond_waiter *head;
-    fs_cond_waiter *tail;
+    fs_list waiters;            /* of fs_cond_waiter, oldest first */
     uint64_t length;
     fs_atomic_u32 generation;   /* the fork generation the queue belongs to */
 } fs_cond;
