@@ -7,9 +7,10 @@
  * wait/wake layer (fs_wait.h).  The uncontended paths are static inline and
  * make no system call; everything that may block lives in fastsync.c and
  * takes an absolute deadline on the monotonic clock (fs_time.h;
- * FS_NO_DEADLINE for none) and a spin budget (fs_spin.h).  Blocking calls return
- * FS_INTERRUPTED when a signal arrived, so a caller that runs signal handlers
- * (the Python layer) can do so and call again with the same deadline.
+ * FS_NO_DEADLINE for none) and a spin budget (fs_spin.h).  Blocking calls
+ * return FS_INTERRUPTED when a signal arrived, so a caller that runs signal
+ * handlers (the Python layer) can do so and call again with the same
+ * deadline.
  *
  * No Python.h here: the caller passes its own thread identity to the RLock
  * functions. */
@@ -305,10 +306,9 @@ static inline void fs_event_set(fs_event *event)
     fs_event_set_slow(event);
 }
 
-/* One atomic AND of the flag bit: it leaves a waiter's bit and the generation
- * alone even if the event was cleared and waited on since the look.  (A
- * compare-exchange loop would do the same, but measured slower; the commit
- * that chose this says by how much.) */
+/* One atomic AND of the flag bit, with no loop: it leaves a waiter's bit and
+ * the generation alone even if the event was cleared and waited on since the
+ * look. */
 static inline void fs_event_clear(fs_event *event)
 {
     if (fs_load_u32(&event->state) & FS_EVENT_SET)
