@@ -15,8 +15,10 @@
 typedef pthread_mutex_t fs_platform_mutex;
 #define FS_PLATFORM_MUTEX_INIT PTHREAD_MUTEX_INITIALIZER
 /* The thread's pipe: it sleeps in poll() on the read end, a waker writes
- * one byte to the write end. */
-typedef struct { int read_fd, write_fd; } fs_token;
+ * one byte to the write end it was given.  The sleeper looks up its read end
+ * afresh each time, because a fork() in a signal handler closes it in the
+ * child. */
+typedef struct { struct fs_thread_pipe *pipe; int write_fd; } fs_token;
 
 #elif defined(FS_WAIT_WIN32)
 #if !defined(_WIN32_WINNT)

@@ -26,10 +26,11 @@ void fs_platform_mutex_unlock(fs_platform_mutex *mutex) { pthread_mutex_unlock(m
 
 /* ---- per-thread pipes ----------------------------------------------------- */
 
-typedef struct {
+typedef struct fs_thread_pipe fs_thread_pipe;
+struct fs_thread_pipe {
     int read_fd, write_fd;      /* -1 until created */
     fs_list_node node;          /* in `pipes` while the descriptors are open */
-} thread_pipe_record;
+};
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int initialized;         /* written once, inside init_once */
@@ -40,7 +41,7 @@ static pthread_key_t pipe_key;
 static pthread_mutex_t pipes_mutex = PTHREAD_MUTEX_INITIALIZER;
 static fs_list pipes;
 
-static void close_pipe_locked(thread_pipe_record *p)
+static void close_pipe_locked(fs_thread_pipe *p)
 {
     if (p->read_fd < 0)
         return;
@@ -52,7 +53,7 @@ static void close_pipe_locked(thread_pipe_record *p)
 
 static void pipe_destructor(void *value)   /* thread exit */
 {
-    thread_pipe_record *p = (thread_pipe_record *)value;
+    fs_thread_pipe *p = (fs_thread_pipe *)value;
     pthread_mutex_lock(&pipes_mutex);
     close_pipe_locked(p);
     pthread_mutex_unlock(&pipes_mutex);
@@ -89,17 +90,17 @@ static int open_pipe(int fds[2])
 }
 
 /* The calling thread's pipe, or NULL when none can be had. */
-static thread_pipe_record *thread_pipe(void)
+static fs_thread_pipe *thread_pipe(void)
 {
-    thread_pipe_record *p;
+    fs_thread_pipe *p;
     int fds[2];
     if (!have_key)
         return NULL;
-    p = (thread_pipe_record *)pthread_getspecific(pipe_key);
+    p = (fs_thread_pipe *)pthread_getspecific(pipe_key);
     if (p != NULL && p->read_fd >= 0)
         return p;
     if (p == NULL) {
-        p = (thread_pipe_record *)malloc(sizeof *p);
+        p = (fs_thread_pipe *)malloc(sizeof *p);
         if (p == NULL)
             return NULL;
         p->read_fd = p->write_fd = -1;
@@ -122,10 +123,10 @@ static thread_pipe_record *thread_pipe(void)
 
 int fs_token_of_this_thread(fs_token *token)
 {
-    thread_pipe_record *p = thread_pipe();
+    fs_thread_pipe *p = thread_pipe();
     if (p == NULL)
         return 0;
-    token->read_fd = p->read_fd;
+    token->pipe = p;
     token->write_fd = p->write_fd;
     return 1;
 }
@@ -153,11 +154,11 @@ static void unlock_everything(void)
 /* In the child, with every lock held by the calling (only) thread. */
 static void forget_parent_threads(void)
 {
-    thread_pipe_record *mine =
-        have_key ? (thread_pipe_record *)pthread_getspecific(pipe_key) : NULL;
+    fs_thread_pipe *mine =
+        have_key ? (fs_thread_pipe *)pthread_getspecific(pipe_key) : NULL;
     fs_parking_forget_waiters();
     while (pipes.head != NULL) {
-        thread_pipe_record *p = FS_LIST_ENTRY(pipes.head, thread_pipe_record, node);
+        fs_thread_pipe *p = FS_LIST_ENTRY(pipes.head, fs_thread_pipe, node);
         close_pipe_locked(p);       /* unlinks p; the parent keeps its copy */
         if (p != mine)
             free(p);                /* its thread exists only in the parent */
@@ -232,12 +233,12 @@ fs_token_sleep_result fs_token_sleep(fs_token *token, int64_t timeout_ms)
 {
     struct pollfd pfd;
     int n;
-    pfd.fd = token->read_fd;
+    pfd.fd = token->pipe->read_fd;
     pfd.events = POLLIN;
     pfd.revents = 0;
     n = poll(&pfd, 1, timeout_ms > INT_MAX ? INT_MAX : (int)timeout_ms);
     if (n > 0) {
-        if (drain(token->read_fd))
+        if (drain(pfd.fd))
             return FS_TOKEN_SENT;
         if (pfd.revents & (POLLNVAL | POLLERR | POLLHUP))
             return FS_TOKEN_BROKEN;
@@ -253,8 +254,9 @@ fs_token_sleep_result fs_token_sleep(fs_token *token, int64_t timeout_ms)
 void fs_token_await_send(const fs_token *token)
 {
     struct pollfd pfd;
-    while (!drain(token->read_fd)) {
-        pfd.fd = token->read_fd;
+    int fd = token->pipe->read_fd;
+    while (!drain(fd)) {
+        pfd.fd = fd;
         pfd.events = POLLIN;
         pfd.revents = 0;
         if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
