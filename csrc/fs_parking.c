@@ -25,9 +25,12 @@ typedef struct {
 #define BUCKET_BITS 8
 #define BUCKETS (1u << BUCKET_BITS)
 
-/* Every bucket starts unlocked and empty, without a run-time set-up. */
+/* Every bucket starts unlocked and empty, without a run-time set-up: 4^4
+ * initializers, one for each of the 2^8 buckets (an all-zero pthread mutex
+ * is not an unlocked one everywhere). */
 #define BUCKET_INIT { FS_PLATFORM_MUTEX_INIT, { NULL, NULL } }
 #define FOUR(x) x, x, x, x
+typedef char one_initializer_per_bucket[BUCKET_BITS == 8 ? 1 : -1];
 static bucket buckets[BUCKETS] = { FOUR(FOUR(FOUR(FOUR(BUCKET_INIT)))) };
 
 void fs_parking_for_each_mutex(void (*apply)(fs_platform_mutex *mutex))
