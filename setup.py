@@ -144,10 +144,12 @@ def extensions():
         if backend not in C_BACKEND_MACROS:
             sys.exit(f"FASTSYNC_C_BACKEND must be one of {sorted(C_BACKEND_MACROS)}, not {backend!r}")
         macros.append((C_BACKEND_MACROS[backend], "1"))
-    c_sources = ["fastsync.c", "fs_wait_futex.c", "fs_wait_posix.c", "fs_wait_win32.c"]
+    # Every C file of csrc/ (not its tests) goes in; those for another
+    # platform or wait layer compile to nothing.
+    c_sources = sorted(glob.glob(os.path.join("csrc", "*.c")))
     extension = Extension(
         "fastsync._compiled",
-        sources=["src/fastsync/_compiled.pyx"] + [os.path.join("csrc", name) for name in c_sources],
+        sources=["src/fastsync/_compiled.pyx"] + c_sources,
         include_dirs=["csrc"],
         # Rebuild when any C file or header changes (setuptools only tracks sources).
         depends=sorted(glob.glob(os.path.join("csrc", "*.[ch]"))),

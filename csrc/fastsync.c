@@ -1,142 +1,6 @@
-/* The parts of fastsync's primitives that may block, and the clock. */
-#if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
-#define _POSIX_C_SOURCE 200809L
-#endif
+/* The parts of fastsync's primitives that may block. */
 #include <stdlib.h>
 #include "fastsync.h"
-#include "fs_wait.h"
-
-#if defined(_WIN32)
-#include <windows.h>
-
-int64_t fs_monotonic_ns(void)
-{
-    static LARGE_INTEGER frequency;   /* constant since boot; racing writers agree */
-    LARGE_INTEGER now;
-    if (frequency.QuadPart == 0)
-        QueryPerformanceFrequency(&frequency);
-    QueryPerformanceCounter(&now);
-    /* Split to avoid overflowing 64 bits for long uptimes. */
-    return (int64_t)(now.QuadPart / frequency.QuadPart) * 1000000000
-         + (int64_t)(now.QuadPart % frequency.QuadPart) * 1000000000
-           / frequency.QuadPart;
-}
-#else
-#include <time.h>
-
-int64_t fs_monotonic_ns(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
-}
-#endif
-
-int64_t fs_deadline_after(int64_t timeout_ns)
-{
-    int64_t now = fs_monotonic_ns();
-    if (timeout_ns < 0 || timeout_ns > INT64_MAX - now)
-        return FS_NO_DEADLINE;
-    return now + timeout_ns;
-}
-
-/* ---- Spinning ---- */
-
-static fs_atomic_u32 spinning_threads;
-static fs_atomic_u32 spinner_limit = { UINT32_MAX };
-
-void fs_spin_set_limit(uint32_t threads)
-{ fs_store_u32(&spinner_limit, threads); }
-
-uint32_t fs_spinning_threads(void)
-{ return fs_load_u32(&spinning_threads); }
-
-
-/* The clock is read once per batch of looks: a look is a load and a pause, a
- * clock read costs as much as a few dozen of them. */
-#define LOOKS_PER_CLOCK_READ 16
-
-static int look_until(const fs_atomic_u32 *addr, uint32_t expected, int64_t end_ns)
-{
-    do {
-        int look;
-        for (look = 0; look < LOOKS_PER_CLOCK_READ; look++) {
-            if (fs_load_u32(addr) != expected)
-                return 1;
-            fs_cpu_relax();
-        }
-    } while (fs_monotonic_ns() < end_ns);
-    return 0;
-}
-
-/* Each thread learns whether spinning pays for it: after FAILS_BEFORE_PAUSE
- * spins in a row that ran out, it spins only on every PROBE_EVERY-th call
- * until one succeeds again, and each probe that fails doubles that interval
- * (up to MAX_PROBE_DOUBLINGS times).  A thread that is handed things quickly
- * (a ping-pong partner) keeps spinning; one that waits long (one of many
- * consumers of a queue), or whose partner cannot run while it spins (both on
- * one CPU of a busy machine), stops burning a CPU that other threads need. */
-#define FAILS_BEFORE_PAUSE 2
-#define PROBE_EVERY 16
-#define MAX_PROBE_DOUBLINGS 6
-
-#if defined(_MSC_VER)
-#  define FS_THREAD_LOCAL __declspec(thread)
-#else
-#  define FS_THREAD_LOCAL __thread
-#endif
-
-static FS_THREAD_LOCAL uint32_t spins_failed_in_a_row;
-static FS_THREAD_LOCAL uint32_t spins_skipped;
-
-static int spin_pays_for_this_thread(void)
-{
-    uint32_t failed_probes, probe_every;
-    if (spins_failed_in_a_row < FAILS_BEFORE_PAUSE)
-        return 1;
-    failed_probes = spins_failed_in_a_row - FAILS_BEFORE_PAUSE;
-    if (failed_probes > MAX_PROBE_DOUBLINGS)
-        failed_probes = MAX_PROBE_DOUBLINGS;
-    probe_every = (uint32_t)PROBE_EVERY << failed_probes;
-    if (++spins_skipped < probe_every)
-        return 0;
-    spins_skipped = 0;
-    return 1;
-}
-
-int fs_spin_while(const fs_atomic_u32 *addr, uint32_t expected,
-                  int64_t deadline_ns, int64_t spin_ns)
-{
-    int changed = 0;
-    /* A word that has already changed needed no spin, so it says nothing
-     * about whether spinning pays: the counters are left alone. */
-    if (fs_load_u32(addr) != expected)
-        return 1;
-    if (spin_ns <= 0 || !spin_pays_for_this_thread())
-        return 0;
-    /* Spinners beyond the CPUs would only take CPU time from the threads
-     * they wait for. */
-    if (fs_fetch_add_u32(&spinning_threads, 1) < fs_load_u32(&spinner_limit)) {
-        int64_t end_ns = fs_monotonic_ns() + spin_ns;
-        if (deadline_ns != FS_NO_DEADLINE && deadline_ns < end_ns)
-            end_ns = deadline_ns;
-        changed = look_until(addr, expected, end_ns);
-        if (changed)
-            spins_failed_in_a_row = 0;
-        else if (spins_failed_in_a_row < UINT32_MAX)
-            spins_failed_in_a_row++;
-    }
-    fs_fetch_add_u32(&spinning_threads, (uint32_t)-1);
-    return changed;
-}
-
-fs_result fs_spin_then_wait(fs_atomic_u32 *addr, uint32_t expected,
-                            int64_t deadline_ns, int64_t spin_ns)
-{
-    if (fs_spin_while(addr, expected, deadline_ns, spin_ns))
-        return FS_OK;
-    return fs_wait(addr, expected, deadline_ns);
-}
 
 /* ---- Fork ---- */
 
@@ -148,9 +12,7 @@ uint32_t fs_fork_generation(void)
 void fs_after_fork_child(void)
 {
     fs_wait_after_fork_child();
-    /* Threads that were spinning in the parent don't exist here, so none
-     * counts against the limit. */
-    fs_store_u32(&spinning_threads, 0);
+    fs_spin_after_fork_child();
     fs_fetch_add_u32(&fork_generation, 1);
 }
 
@@ -205,15 +67,16 @@ static void adopt_queue_after_fork(fs_atomic_u32 *generation,
  * before fs_lock_wait_until returns, however the wait ends, so no entry
  * outlives its wait. */
 struct fs_lock_asker {
-    fs_lock_asker *next;
+    fs_list_node node;
     fs_atomic_u32 handed;   /* set when the lock is the asker's */
+    uint32_t generation;    /* the queue's when the asker joined it */
 };
 
 static void askers_reset(void *queue)
 {
     fs_lock *lock = (fs_lock *)queue;
     fs_store_u32(&lock->askers_guard, 0);
-    lock->first_asker = lock->last_asker = NULL;
+    fs_list_init(&lock->askers);
 }
 
 static void askers_lock(fs_lock *lock)
@@ -228,9 +91,9 @@ static void askers_unlock(fs_lock *lock)
 size_t fs_lock_count_askers(fs_lock *lock)
 {
     size_t count = 0;
-    const fs_lock_asker *asker;
+    const fs_list_node *asker;
     askers_lock(lock);
-    for (asker = lock->first_asker; asker != NULL; asker = asker->next)
+    for (asker = lock->askers.head; asker != NULL; asker = asker->next)
         count++;
     askers_unlock(lock);
     return count;
@@ -241,10 +104,10 @@ size_t fs_lock_count_askers(fs_lock *lock)
  * nobody asks any more (the caller releases it as usual). */
 static int lock_hand_to_first_asker(fs_lock *lock)
 {
-    fs_lock_asker *first;
+    fs_list_node *first;
     uint32_t state, next;
     askers_lock(lock);
-    first = lock->first_asker;
+    first = lock->askers.head;
     state = fs_load_u32(&lock->state);
     do {
         if (!(state & FS_LOCK_HELD) || (state & FS_LOCK_HANDED)) {
@@ -257,13 +120,12 @@ static int lock_hand_to_first_asker(fs_lock *lock)
             next &= ~(uint32_t)FS_LOCK_HANDOFF_ASKED;
     } while (!fs_cas_u32(&lock->state, &state, next));
     if (first != NULL) {
-        lock->first_asker = first->next;
-        if (first->next == NULL)
-            lock->last_asker = NULL;
-        fs_store_u32(&first->handed, 1);
+        fs_lock_asker *asker = FS_LIST_ENTRY(first, fs_lock_asker, node);
+        fs_list_remove(&lock->askers, first);
+        fs_store_u32(&asker->handed, 1);
         /* The asker may see the flag and return before this wake: the wait
          * layers use the address only as a key, so a late wake is harmless. */
-        fs_wake_one(&first->handed);
+        fs_wake_one(&asker->handed);
     }
     askers_unlock(lock);
     return first != NULL;
@@ -293,7 +155,6 @@ int fs_lock_release_slow(fs_lock *lock, uint32_t state)
 static int lock_ask(fs_lock *lock, fs_lock_asker *me)
 {
     uint32_t state;
-    me->next = NULL;
     fs_store_u32(&me->handed, 0);
     askers_lock(lock);
     state = fs_load_u32(&lock->state);
@@ -304,11 +165,8 @@ static int lock_ask(fs_lock *lock, fs_lock_asker *me)
         }
     } while (!fs_cas_u32(&lock->state, &state,
                          state | FS_LOCK_WAITERS | FS_LOCK_HANDOFF_ASKED));
-    if (lock->last_asker != NULL)
-        lock->last_asker->next = me;
-    else
-        lock->first_asker = me;
-    lock->last_asker = me;
+    me->generation = fs_load_u32(&lock->askers_generation);
+    fs_list_push_back(&lock->askers, &me->node);
     askers_unlock(lock);
     return 1;
 }
@@ -317,22 +175,14 @@ static int lock_ask(fs_lock *lock, fs_lock_asker *me)
  * and the caller must take it. */
 static int lock_withdraw_ask(fs_lock *lock, fs_lock_asker *me)
 {
-    fs_lock_asker **link, *before = NULL;
     int withdrawn;
     askers_lock(lock);
     withdrawn = !fs_load_u32(&me->handed);
     /* After a fork from a signal handler the child's queue was emptied, and
-     * the asker is not found: it has left all the same. */
-    for (link = &lock->first_asker; withdrawn && *link != NULL; link = &(*link)->next) {
-        if (*link == me) {
-            *link = me->next;
-            if (lock->last_asker == me)
-                lock->last_asker = before;
-            break;
-        }
-        before = *link;
-    }
-    if (lock->first_asker == NULL)
+     * the asker is not in it: it has left all the same. */
+    if (withdrawn && me->generation == fs_load_u32(&lock->askers_generation))
+        fs_list_remove(&lock->askers, &me->node);
+    if (lock->askers.head == NULL)
         fs_fetch_and_u32(&lock->state, ~(uint32_t)FS_LOCK_HANDOFF_ASKED);
     askers_unlock(lock);
     return withdrawn;
@@ -529,7 +379,7 @@ static void cond_reset(void *queue)
 {
     fs_cond *cond = (fs_cond *)queue;
     fs_store_u32(&cond->guard, 0);
-    cond->head = cond->tail = NULL;
+    fs_list_init(&cond->waiters);
     cond->length = 0;
 }
 
@@ -554,26 +404,12 @@ fs_cond_waiter *fs_cond_enqueue(fs_cond *cond)
     if (waiter == NULL)
         return NULL;
     fs_store_u32(&waiter->notified, 0);
-    waiter->next = NULL;
     cond_lock(cond);
     waiter->generation = fs_load_u32(&cond->generation);
-    waiter->prev = cond->tail;
-    if (cond->tail)
-        cond->tail->next = waiter;
-    else
-        cond->head = waiter;
-    cond->tail = waiter;
+    fs_list_push_back(&cond->waiters, &waiter->node);
     cond->length++;
     cond_unlock(cond);
     return waiter;
-}
-
-static void cond_unlink(fs_cond *cond, fs_cond_waiter *waiter)
-{
-    if (waiter->prev) waiter->prev->next = waiter->next; else cond->head = waiter->next;
-    if (waiter->next) waiter->next->prev = waiter->prev; else cond->tail = waiter->prev;
-    waiter->next = waiter->prev = NULL;
-    cond->length--;
 }
 
 uint64_t fs_cond_length(fs_cond *cond)
@@ -592,8 +428,10 @@ int fs_cond_dequeue(fs_cond *cond, fs_cond_waiter *waiter)
     notified = fs_load_u32(&waiter->notified) != 0;
     /* A waiter whose thread forked (from a signal handler) is not in the
      * child's emptied queue. */
-    if (!notified && waiter->generation == fs_load_u32(&cond->generation))
-        cond_unlink(cond, waiter);
+    if (!notified && waiter->generation == fs_load_u32(&cond->generation)) {
+        fs_list_remove(&cond->waiters, &waiter->node);
+        cond->length--;
+    }
     cond_unlock(cond);
     free(waiter);
     return notified;
@@ -603,9 +441,10 @@ uint64_t fs_cond_notify(fs_cond *cond, uint64_t n)
 {
     uint64_t woken = 0;
     cond_lock(cond);
-    while (woken < n && cond->head) {
-        fs_cond_waiter *waiter = cond->head;
-        cond_unlink(cond, waiter);
+    while (woken < n && cond->waiters.head != NULL) {
+        fs_cond_waiter *waiter =
+            FS_LIST_ENTRY(fs_list_pop_front(&cond->waiters), fs_cond_waiter, node);
+        cond->length--;
         /* The waiter can't return before it takes the queue lock we hold,
          * so its memory is still valid for the wake. */
         fs_store_u32(&waiter->notified, 1);

@@ -1,14 +1,16 @@
-/* fastsync's primitives in plain C: Lock, RLock, Event, Semaphore and the
- * Condition's queue of waiters.
+/* fastsync's primitives in plain C: the Lock, RLock, Event and Semaphore,
+ * and the Condition's queue of waiters; the Python layer builds Condition,
+ * Semaphore, BoundedSemaphore and Barrier on them.
  *
- * Each primitive's state is a 32-bit word changed with atomics (fs_atomic.h),
- * plus, for a Lock, the queue of its long waiters, and the platform's
- * wait/wake layer (fs_wait.h).  The uncontended paths are
- * static inline and make no system call; everything that may block lives in
- * fastsync.c and takes an absolute deadline on the monotonic clock
- * (FS_NO_DEADLINE for none) and a spin budget (below).  Blocking calls return
- * FS_INTERRUPTED when a signal arrived, so a caller that runs signal handlers
- * (the Python layer) can do so and call again with the same deadline.
+ * Each primitive's state is a word changed with atomics (fs_atomic.h), plus,
+ * for a Lock and a Condition, a queue of waiters, over the platform's
+ * wait/wake layer (fs_wait.h).  The uncontended paths are static inline and
+ * make no system call; everything that may block lives in fastsync.c and
+ * takes an absolute deadline on the monotonic clock (fs_time.h;
+ * FS_NO_DEADLINE for none) and a spin budget (fs_spin.h).  Blocking calls
+ * return FS_INTERRUPTED when a signal arrived, so a caller that runs signal
+ * handlers (the Python layer) can do so and call again with the same
+ * deadline.
  *
  * No Python.h here: the caller passes its own thread identity to the RLock
  * functions. */
@@ -19,50 +21,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "fs_atomic.h"
+#include "fs_list.h"
+#include "fs_spin.h"
+#include "fs_time.h"
 #include "fs_wait.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-#define FS_NO_DEADLINE ((int64_t)-1)
-
-/* Monotonic time in nanoseconds (CLOCK_MONOTONIC, QueryPerformanceCounter). */
-int64_t fs_monotonic_ns(void);
-
-/* Deadline for a relative timeout, saturating to "no deadline" when the sum
- * would not fit (a timeout of centuries never expires in practice). */
-int64_t fs_deadline_after(int64_t timeout_ns);
-
-/* ---- Spinning ------------------------------------------------------------
- * Every call below that may block takes spin_ns: for how long to keep looking
- * at the word it waits on (with the CPU's pause hint) before asking the kernel
- * to put the thread to sleep; 0 sleeps at once.  A hand-off that completes
- * within the spin needs no sleep and no wake-up, and a wake-up is most of a
- * hand-off's cost where an idle CPU halts (a VM's vCPU: tens of microseconds).
- * A spin ends at the deadline.  It does not notice signals: a signal that
- * arrives while the thread spins runs its handler, and the sleep that follows
- * doesn't end early, so a caller that must see signals at once (CPython's main
- * thread) passes 0. */
-
-/* At most this many threads spin at once (default: no limit); the rest sleep
- * at once.  Set it to the number of CPUs the process may use. */
-void fs_spin_set_limit(uint32_t threads);
-
-/* How many threads spin right now (for tests). */
-uint32_t fs_spinning_threads(void);
-
-/* Looks at the word while it holds expected, for up to spin_ns and never past
- * deadline_ns.  Returns 1 if the word changed, 0 if the time ran out or there
- * was no spin: spin_ns is 0, the limit above left no room, or this thread's
- * last spins ran out and it is pausing (fastsync.c says when). */
-int fs_spin_while(const fs_atomic_u32 *addr, uint32_t expected,
-                  int64_t deadline_ns, int64_t spin_ns);
-
-/* fs_spin_while, then fs_wait (fs_wait.h) unless the word changed; returns
- * what fs_wait returns (FS_OK if the spin saw the change). */
-fs_result fs_spin_then_wait(fs_atomic_u32 *addr, uint32_t expected,
-                            int64_t deadline_ns, int64_t spin_ns);
 
 /* ---- Fork ----------------------------------------------------------------
  * A count of fork()s in this process's ancestry, bumped in the child.  State
@@ -118,8 +84,7 @@ typedef struct {
     fs_atomic_u32 state;
     fs_atomic_u32 askers_guard;       /* guards the two pointers below */
     fs_atomic_u32 askers_generation;  /* the fork generation they belong to */
-    fs_lock_asker *first_asker;
-    fs_lock_asker *last_asker;
+    fs_list askers;                   /* of fs_lock_asker, oldest first */
 } fs_lock;
 
 /* Releases a lock whose word is not just FS_LOCK_HELD (`state`, as seen). */
@@ -129,7 +94,7 @@ int fs_lock_release_slow(fs_lock *lock, uint32_t state);
 size_t fs_lock_count_askers(fs_lock *lock);
 
 /* Blocks until the lock can be had or the deadline passes.  spin_ns: see
- * "Spinning".  Returns FS_OK, FS_TIMED_OUT or FS_INTERRUPTED. */
+ * fs_spin.h.  Returns FS_OK, FS_TIMED_OUT or FS_INTERRUPTED. */
 fs_result fs_lock_acquire_until(fs_lock *lock, int64_t deadline_ns, int64_t spin_ns);
 
 /* fs_lock_acquire_until for a caller that waits with the GIL released and,
@@ -179,7 +144,7 @@ static inline void fs_lock_init(fs_lock *lock)
     fs_store_u32(&lock->state, FS_LOCK_FREE);
     fs_store_u32(&lock->askers_guard, 0);
     fs_store_u32(&lock->askers_generation, fs_fork_generation());
-    lock->first_asker = lock->last_asker = NULL;
+    fs_list_init(&lock->askers);
 }
 
 static inline int fs_lock_try_acquire(fs_lock *lock)
@@ -220,34 +185,34 @@ static inline int fs_lock_release(fs_lock *lock)
 }
 
 /* ---- RLock ---------------------------------------------------------------
- * A Lock plus the owner's thread id and the recursion depth.  `extra` holds
- * the depth minus one, and is 0 whenever the lock is free: so a first acquire
- * and a last release write only the owner, the common case costs no store of
- * the depth, and a zeroed struct is a free lock.  (Depth 0, which only
- * _acquire_restore can ask for, wraps to UINTPTR_MAX and reads back as 0.)
- * Only the owner writes owner/extra while it holds the lock; others read them
- * only to compare with their own id (which they can never see there unless
- * they wrote it) or for repr, so relaxed atomics suffice.  Thread ids passed
- * in (`me`) are never 0, the owner of a free lock. */
+ * A Lock plus the owner's thread id and the recursion depth.  The depth is
+ * stored minus one, so that it is 0 whenever the lock is free: a first
+ * acquire and a last release write only the owner, the common case costs no
+ * store of the depth, and a zeroed struct is a free lock.  (Depth 0, which
+ * only _acquire_restore can ask for, wraps to UINTPTR_MAX and reads back as
+ * 0.)  Only the owner writes owner/depth_minus_one while it holds the lock;
+ * others read them only to compare with their own id (which they can never
+ * see there unless they wrote it) or for repr, so relaxed atomics suffice.
+ * Thread ids passed in (`me`) are never 0, the owner of a free lock. */
 #define FS_RLOCK_COUNT_MAX ULONG_MAX
 
 typedef struct {
     fs_lock lock;
     fs_atomic_uptr owner;
-    fs_atomic_uptr extra;
+    fs_atomic_uptr depth_minus_one;
 } fs_rlock;
 
 static inline void fs_rlock_init(fs_rlock *r)
 {
     fs_lock_init(&r->lock);
     fs_store_uptr_relaxed(&r->owner, 0);
-    fs_store_uptr_relaxed(&r->extra, 0);
+    fs_store_uptr_relaxed(&r->depth_minus_one, 0);
 }
 
 /* The recursion depth if `me` holds the lock, else 0. */
 static inline uintptr_t fs_rlock_owned_count(const fs_rlock *r, uintptr_t me)
 {
-    return fs_load_uptr_relaxed(&r->owner) == me ? fs_load_uptr_relaxed(&r->extra) + 1 : 0;
+    return fs_load_uptr_relaxed(&r->owner) == me ? fs_load_uptr_relaxed(&r->depth_minus_one) + 1 : 0;
 }
 
 static inline int fs_rlock_is_owned(const fs_rlock *r, uintptr_t me)
@@ -256,11 +221,11 @@ static inline int fs_rlock_is_owned(const fs_rlock *r, uintptr_t me)
 /* The depth whoever holds the lock has, 0 if it is free: for repr and for
  * _release_save, which (as in CPython) doesn't ask who holds it. */
 static inline uintptr_t fs_rlock_count(const fs_rlock *r)
-{ return fs_lock_is_locked(&r->lock) ? fs_load_uptr_relaxed(&r->extra) + 1 : 0; }
+{ return fs_lock_is_locked(&r->lock) ? fs_load_uptr_relaxed(&r->depth_minus_one) + 1 : 0; }
 
 /* The owner changes the depth of a lock it holds. */
 static inline void fs_rlock_set_count(fs_rlock *r, uintptr_t count)
-{ fs_store_uptr_relaxed(&r->extra, count - 1); }
+{ fs_store_uptr_relaxed(&r->depth_minus_one, count - 1); }
 
 /* Called right after the caller acquired r->lock, which was free, so its
  * depth already reads 1. */
@@ -285,24 +250,24 @@ static inline void fs_rlock_release_last(fs_rlock *r)
  * it doesn't.  The common case, depth 1, is the first test. */
 static inline int fs_rlock_release_one(fs_rlock *r, uintptr_t me)
 {
-    uintptr_t extra;
+    uintptr_t depth_minus_one;
     if (fs_load_uptr_relaxed(&r->owner) != me)
         return 0;
-    extra = fs_load_uptr_relaxed(&r->extra);
-    if (extra == 0) {
+    depth_minus_one = fs_load_uptr_relaxed(&r->depth_minus_one);
+    if (depth_minus_one == 0) {
         fs_rlock_release_last(r);
         return 1;
     }
-    if (extra == UINTPTR_MAX)    /* depth 0: held, but owned by nobody */
+    if (depth_minus_one == UINTPTR_MAX)    /* depth 0: held, but owned by nobody */
         return 0;
-    fs_store_uptr_relaxed(&r->extra, extra - 1);
+    fs_store_uptr_relaxed(&r->depth_minus_one, depth_minus_one - 1);
     return 1;
 }
 
 /* Releases every level; the caller checked ownership. */
 static inline void fs_rlock_release_all(fs_rlock *r)
 {
-    fs_store_uptr_relaxed(&r->extra, 0);
+    fs_store_uptr_relaxed(&r->depth_minus_one, 0);
     fs_rlock_release_last(r);
 }
 
@@ -341,11 +306,9 @@ static inline void fs_event_set(fs_event *event)
     fs_event_set_slow(event);
 }
 
-/* One atomic AND of the flag bit: it leaves a waiter's bit and the generation
- * alone even if the event was cleared and waited on since the look.  A
- * compare-exchange loop did the same, but in about four fresh processes of
- * ten it made set()+clear() take 1.5x as long (how the code and stack landed;
- * the commit that changed it has the measurements). */
+/* One atomic AND of the flag bit, with no loop: it leaves a waiter's bit and
+ * the generation alone even if the event was cleared and waited on since the
+ * look. */
 static inline void fs_event_clear(fs_event *event)
 {
     if (fs_load_u32(&event->state) & FS_EVENT_SET)
@@ -430,15 +393,13 @@ static inline int fs_semaphore_release(fs_semaphore *sem, uint64_t n, uint64_t l
  * parent's queue (see "Fork"): those waiters don't exist there. */
 typedef struct fs_cond_waiter {
     fs_atomic_u32 notified;
-    struct fs_cond_waiter *next;
-    struct fs_cond_waiter *prev;
+    fs_list_node node;
     uint32_t generation;        /* the queue's when this waiter joined it */
 } fs_cond_waiter;
 
 typedef struct {
     fs_atomic_u32 guard;        /* a lock of its own, as the Lock's askers' */
-    fs_cond_waiter *head;
-    fs_cond_waiter *tail;
+    fs_list waiters;            /* of fs_cond_waiter, oldest first */
     uint64_t length;
     fs_atomic_u32 generation;   /* the fork generation the queue belongs to */
 } fs_cond;

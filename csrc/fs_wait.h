@@ -1,15 +1,18 @@
 /* The wait/wake layer: block while a 32-bit word holds an expected value.
  *
  * Exactly one implementation is compiled, chosen here and nowhere else:
- *   FS_WAIT_FUTEX  Linux futex (default on Linux)
- *   FS_WAIT_WIN32  Windows (default on Windows)
- *   FS_WAIT_POSIX  pthreads, for every other Unix (and on Linux on request)
+ *   FS_WAIT_FUTEX  Linux futex (default on Linux): fs_wait_futex.c
+ *   FS_WAIT_WIN32  Windows (default on Windows): the parking lot
+ *                  (fs_parking.c) over fs_platform_win32.c
+ *   FS_WAIT_POSIX  pthreads, for every other Unix (and on Linux on request):
+ *                  the parking lot over fs_platform_posix.c
  * Define one of them on the compiler command line to override the default. */
 #ifndef FASTSYNC_WAIT_H
 #define FASTSYNC_WAIT_H
 
 #include <stdint.h>
 #include "fs_atomic.h"
+#include "fs_time.h"
 
 #if !defined(FS_WAIT_FUTEX) && !defined(FS_WAIT_POSIX) && !defined(FS_WAIT_WIN32)
 #  if defined(_WIN32)
@@ -56,7 +59,7 @@ void fs_wait_after_fork_child(void);
 /* Windows has no signals that interrupt a wait; instead CPython sets an event
  * (_PyOS_SigintEvent()) when Ctrl-C trips SIGINT.  Pass that handle here and
  * every blocked fs_wait returns FS_INTERRUPTED when it becomes signalled
- * (NULL: stop watching).  The event is manual-reset; see fs_wait_win32.c for
+ * (NULL: stop watching).  The event is manual-reset; csrc/DESIGN.md says
  * who resets it.  Elsewhere signals interrupt waits and this is a no-op. */
 #if defined(FS_WAIT_WIN32)
 void fs_wait_set_interrupt_event(void *event_handle);

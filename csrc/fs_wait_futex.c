@@ -5,7 +5,6 @@
 #define _GNU_SOURCE   /* syscall() */
 #endif
 #include "fs_wait.h"
-#include "fastsync.h"
 
 #if defined(FS_WAIT_FUTEX)
 

@@ -1122,7 +1122,7 @@ static void test_spin_ends_at_the_deadline(void)
     EXPECT(fs_monotonic_ns() - deadline < MS(500));   /* not the whole budget */
 }
 
-/* Each thread keeps its own record of failed spins (see fastsync.c); these
+/* Each thread keeps its own record of failed spins (see fs_spin.c); these
  * tests run in a fresh thread so that earlier tests don't decide it. */
 static void *spin_budget_job(void *unused)
 {

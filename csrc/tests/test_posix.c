@@ -55,7 +55,7 @@ int test_interrupt_until_done(test_thread *t, fs_atomic_u32 *done, int timeout_m
     int64_t give_up = fs_monotonic_ns() + MS(timeout_ms);
     /* Again every 20 ms: a signal that lands before the thread blocks only
      * runs the handler (a known limit of both POSIX backends; see
-     * fs_wait_posix.c). */
+     * csrc/DESIGN.md). */
     while (!fs_load_u32(done) && fs_monotonic_ns() < give_up) {
         test_interrupt_thread(t);
         test_wait_for_u32(done, 1, 20);

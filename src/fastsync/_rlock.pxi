@@ -50,8 +50,8 @@ cdef inline unsigned long thread_id() noexcept nogil:
 
 
 # 3.14 rebuilt _thread.RLock on a recursive mutex whose depth beyond the
-# first level is a size_t, like our `extra`: whoever is recorded as owner owns
-# it even at depth 0 (which _acquire_restore((0, me)) makes), the depth wraps
+# first level is a size_t, like our `depth_minus_one`: whoever is recorded as owner
+# owns it even at depth 0 (which _acquire_restore((0, me)) makes), the depth wraps
 # around instead of overflowing, _acquire_restore reads the count as a
 # Py_ssize_t, and _release_save refuses unless the caller owns the lock.
 # Asked of _thread: a count above sys.maxsize is refused only by the new one.

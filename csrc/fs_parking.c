@@ -1,0 +1,218 @@
+/* The parking lot (fs_parking.h); csrc/DESIGN.md describes the protocol. */
+#include "fs_parking.h"
+
+#if defined(FS_WAIT_POSIX) || defined(FS_WAIT_WIN32)
+
+#include <stddef.h>
+#include "fs_list.h"
+#include "fs_time.h"
+
+typedef struct {                /* on the waiting thread's stack */
+    fs_list_node node;          /* in its bucket while parked */
+    const fs_atomic_u32 *addr;
+    fs_token token;             /* how to rouse the waiter */
+    /* Set under the bucket mutex when a waker unlinks the waiter.  Atomic
+     * because the waiter also reads it without the mutex, to tell its own
+     * wake-up from a stray send. */
+    fs_atomic_u32 woken;
+} waiter;
+
+typedef struct {
+    fs_platform_mutex mutex;
+    fs_list waiters;
+} bucket;
+
+#define BUCKET_BITS 8
+#define BUCKETS (1u << BUCKET_BITS)
+
+/* Every bucket starts unlocked and empty, without a run-time set-up: 4^4
+ * initializers, one for each of the 2^8 buckets (an all-zero pthread mutex
+ * is not an unlocked one everywhere). */
+#define BUCKET_INIT { FS_PLATFORM_MUTEX_INIT, { NULL, NULL } }
+#define FOUR(x) x, x, x, x
+typedef char one_initializer_per_bucket[BUCKET_BITS == 8 ? 1 : -1];
+static bucket buckets[BUCKETS] = { FOUR(FOUR(FOUR(FOUR(BUCKET_INIT)))) };
+
+void fs_parking_for_each_mutex(void (*apply)(fs_platform_mutex *mutex))
+{
+    size_t i;
+    for (i = 0; i < BUCKETS; i++)
+        apply(&buckets[i].mutex);
+}
+
+void fs_parking_forget_waiters(void)
+{
+    size_t i;
+    for (i = 0; i < BUCKETS; i++)
+        fs_list_init(&buckets[i].waiters);
+}
+
+static bucket *bucket_of(const fs_atomic_u32 *addr)
+{
+    /* Fibonacci hashing: the top bits of the product mix every address bit. */
+    uint64_t h = (uint64_t)(uintptr_t)addr * UINT64_C(0x9E3779B97F4A7C15);
+    return &buckets[h >> (64 - BUCKET_BITS)];
+}
+
+/* Links w in on addr, unless the word no longer holds expected (returns 0:
+ * nothing was linked, report a wake-up). */
+static int enqueue(waiter *w, const fs_atomic_u32 *addr, uint32_t expected)
+{
+    bucket *b = bucket_of(addr);
+    fs_platform_mutex_lock(&b->mutex);
+    if (fs_load_u32(addr) != expected) {
+        fs_platform_mutex_unlock(&b->mutex);
+        return 0;
+    }
+    w->addr = addr;
+    fs_store_u32(&w->woken, 0);
+    fs_list_push_back(&b->waiters, &w->node);
+    fs_platform_mutex_unlock(&b->mutex);
+    return 1;
+}
+
+/* A parked waiter gives up.  Returns 1 if it was still linked and has now
+ * left: report the timeout or interruption.  Returns 0 if a waker unlinked
+ * it first: its send is on the way, and the caller must take it. */
+static int withdraw(waiter *w)
+{
+    bucket *b = bucket_of(w->addr);
+    int linked;
+    fs_platform_mutex_lock(&b->mutex);
+    linked = !fs_load_u32(&w->woken);
+    if (linked)
+        fs_list_remove(&b->waiters, &w->node);
+    fs_platform_mutex_unlock(&b->mutex);
+    return linked;
+}
+
+/* How long the thread may sleep before deadline_ns: 0 when the deadline has
+ * passed, else 1 with *ms set to the time left in milliseconds, rounded up so
+ * that the platform's sleep never ends before the deadline by its own clock
+ * (the caller still looks at ours on waking); *ms = -1 with no deadline. */
+static int sleep_ms(int64_t deadline_ns, int64_t *ms)
+{
+    int64_t remaining;
+    *ms = -1;
+    if (deadline_ns == FS_NO_DEADLINE)
+        return 1;
+    remaining = deadline_ns - fs_monotonic_ns();
+    if (remaining <= 0)
+        return 0;
+    *ms = remaining / 1000000 + (remaining % 1000000 != 0);
+    return 1;
+}
+
+/* Sleeps until a waker has chosen w (returns 1), or until the wait must give
+ * up (returns 0, with *outcome what to report if it can withdraw). */
+static int sleep_until_chosen(waiter *w, int64_t deadline_ns, fs_result *outcome)
+{
+    for (;;) {
+        int64_t ms;
+        if (!sleep_ms(deadline_ns, &ms)) {
+            *outcome = FS_TIMED_OUT;
+            return 0;
+        }
+        switch (fs_token_sleep(&w->token, ms)) {
+        case FS_TOKEN_SENT:
+            if (fs_load_u32(&w->woken))
+                return 1;
+            break;                      /* a stray send */
+        case FS_TOKEN_AGAIN:
+            break;                      /* the clock decides at the top */
+        case FS_TOKEN_INTERRUPTED:
+            *outcome = FS_INTERRUPTED;
+            return 0;
+        default:
+            *outcome = FS_OK;           /* broken: callers recheck their word */
+            return 0;
+        }
+    }
+}
+
+/* For a thread without a token: a short nap, then a spurious wake-up, so the
+ * caller's loop polls the word.  Only when descriptors, handles or memory
+ * have run out. */
+static fs_result wait_without_token(fs_atomic_u32 *addr, uint32_t expected,
+                                    int64_t deadline_ns)
+{
+    if (fs_load_u32(addr) != expected)
+        return FS_OK;
+    if (deadline_ns != FS_NO_DEADLINE && fs_monotonic_ns() >= deadline_ns)
+        return FS_TIMED_OUT;
+    if (fs_platform_nap(deadline_ns) == FS_INTERRUPTED)
+        return FS_INTERRUPTED;
+    if (deadline_ns != FS_NO_DEADLINE && fs_monotonic_ns() >= deadline_ns)
+        return FS_TIMED_OUT;
+    return FS_OK;
+}
+
+static fs_result park(fs_atomic_u32 *addr, uint32_t expected, int64_t deadline_ns)
+{
+    waiter w;
+    fs_result outcome;
+    if (!fs_token_of_this_thread(&w.token))
+        return wait_without_token(addr, expected, deadline_ns);
+    if (!enqueue(&w, addr, expected))
+        return FS_OK;
+    if (sleep_until_chosen(&w, deadline_ns, &outcome))
+        return FS_OK;
+    if (withdraw(&w)) {
+        if (outcome == FS_INTERRUPTED)
+            fs_token_interruption_reported(&w.token);
+        return outcome;
+    }
+    /* A waker chose us first and counts on its send being taken: take it,
+     * and report the wake-up. */
+    fs_token_await_send(&w.token);
+    return FS_OK;
+}
+
+fs_result fs_wait(fs_atomic_u32 *addr, uint32_t expected, int64_t deadline_ns)
+{
+    fs_result result;
+    int saved;
+    if (fs_load_u32(addr) != expected)
+        return FS_OK;
+    saved = fs_platform_enter();
+    result = park(addr, expected, deadline_ns);
+    fs_platform_leave(saved);
+    return result;
+}
+
+/* Wakes the first waiter parked on addr (all = 0), or every one (all = 1):
+ * unlinks and marks them under the bucket mutex, then sends their tokens
+ * with no lock held. */
+static void wake(const fs_atomic_u32 *addr, int all)
+{
+    bucket *b = bucket_of(addr);
+    fs_list chosen;
+    fs_list_node *node, *next;
+    int saved = fs_platform_enter();
+
+    fs_list_init(&chosen);
+    fs_platform_mutex_lock(&b->mutex);
+    for (node = b->waiters.head; node != NULL; node = next) {
+        waiter *w = FS_LIST_ENTRY(node, waiter, node);
+        next = node->next;
+        if (w->addr == addr) {
+            fs_list_remove(&b->waiters, node);
+            fs_store_u32(&w->woken, 1);
+            fs_list_push_back(&chosen, node);   /* the waiter no longer reads its links */
+            if (!all)
+                break;
+        }
+    }
+    fs_platform_mutex_unlock(&b->mutex);
+    for (node = chosen.head; node != NULL; node = next) {
+        fs_token token = FS_LIST_ENTRY(node, waiter, node)->token;
+        next = node->next;              /* read both before the send frees it */
+        fs_token_send(token);           /* never touch the waiter again */
+    }
+    fs_platform_leave(saved);
+}
+
+void fs_wake_one(fs_atomic_u32 *addr) { wake(addr, 0); }
+void fs_wake_all(fs_atomic_u32 *addr) { wake(addr, 1); }
+
+#endif /* FS_WAIT_POSIX || FS_WAIT_WIN32 */
