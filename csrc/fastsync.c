@@ -4,16 +4,11 @@
 
 /* ---- Fork ---- */
 
-static fs_atomic_u32 fork_generation;
-
-uint32_t fs_fork_generation(void)
-{ return fs_load_u32(&fork_generation); }
-
 void fs_after_fork_child(void)
 {
     fs_wait_after_fork_child();
     fs_spin_after_fork_child();
-    fs_fetch_add_u32(&fork_generation, 1);
+    fs_fork_start_generation();
 }
 
 /* ---- Guards ---- */
@@ -41,23 +36,24 @@ static void guard_release(fs_atomic_u32 *guard)
 #define QUEUE_RESETTING UINT32_MAX
 
 /* Before a thread takes a queue's guard: in a forked child, the first thread
- * to use a queue from before the fork empties it (reset_queue), since its
- * entries, and whoever held its guard, are the parent's other threads, which
- * the child doesn't have.  Their entries are never touched again. */
-static void adopt_queue_after_fork(fs_atomic_u32 *generation,
-                                   void (*reset_queue)(void *), void *queue)
+ * to use a queue from before the fork empties it, since its entries, and
+ * whoever held its guard, are the parent's other threads, which the child
+ * doesn't have.  reset_owner resets the rest of the queue's owner (its guard
+ * first). */
+static void adopt_queue_after_fork(fs_queue *queue, void (*reset_owner)(void *),
+                                   void *owner)
 {
     uint32_t current = fs_fork_generation();
-    uint32_t seen = fs_load_u32(generation);
+    uint32_t seen = fs_load_u32(&queue->generation);
     while (seen != current) {
         if (seen != QUEUE_RESETTING
-                && fs_cas_u32(generation, &seen, QUEUE_RESETTING)) {
-            reset_queue(queue);
-            fs_store_u32(generation, current);
+                && fs_cas_u32(&queue->generation, &seen, QUEUE_RESETTING)) {
+            reset_owner(owner);
+            fs_queue_reset(queue, current);   /* the generation goes last */
             return;
         }
         fs_cpu_relax();   /* another new thread is resetting it */
-        seen = fs_load_u32(generation);
+        seen = fs_load_u32(&queue->generation);
     }
 }
 
@@ -67,21 +63,15 @@ static void adopt_queue_after_fork(fs_atomic_u32 *generation,
  * before fs_lock_wait_until returns, however the wait ends, so no entry
  * outlives its wait. */
 struct fs_lock_asker {
-    fs_list_node node;
-    fs_atomic_u32 handed;   /* set when the lock is the asker's */
-    uint32_t generation;    /* the queue's when the asker joined it */
+    fs_queue_entry entry;   /* chosen: the lock is the asker's */
 };
 
-static void askers_reset(void *queue)
-{
-    fs_lock *lock = (fs_lock *)queue;
-    fs_store_u32(&lock->askers_guard, 0);
-    fs_list_init(&lock->askers);
-}
+static void askers_reset(void *owner)
+{ fs_store_u32(&((fs_lock *)owner)->askers_guard, 0); }
 
 static void askers_lock(fs_lock *lock)
 {
-    adopt_queue_after_fork(&lock->askers_generation, askers_reset, lock);
+    adopt_queue_after_fork(&lock->askers, askers_reset, lock);
     guard_acquire(&lock->askers_guard);
 }
 
@@ -93,7 +83,7 @@ size_t fs_lock_count_askers(fs_lock *lock)
     size_t count = 0;
     const fs_list_node *asker;
     askers_lock(lock);
-    for (asker = lock->askers.head; asker != NULL; asker = asker->next)
+    for (asker = lock->askers.entries.head; asker != NULL; asker = asker->next)
         count++;
     askers_unlock(lock);
     return count;
@@ -107,7 +97,7 @@ static int lock_hand_to_first_asker(fs_lock *lock)
     fs_list_node *first;
     uint32_t state, next;
     askers_lock(lock);
-    first = lock->askers.head;
+    first = lock->askers.entries.head;
     state = fs_load_u32(&lock->state);
     do {
         if (!(state & FS_LOCK_HELD) || (state & FS_LOCK_HANDED)) {
@@ -120,12 +110,11 @@ static int lock_hand_to_first_asker(fs_lock *lock)
             next &= ~(uint32_t)FS_LOCK_HANDOFF_ASKED;
     } while (!fs_cas_u32(&lock->state, &state, next));
     if (first != NULL) {
-        fs_lock_asker *asker = FS_LIST_ENTRY(first, fs_lock_asker, node);
-        fs_list_remove(&lock->askers, first);
-        fs_store_u32(&asker->handed, 1);
+        fs_lock_asker *asker = FS_LIST_ENTRY(first, fs_lock_asker, entry.node);
+        fs_queue_choose(&lock->askers, &asker->entry);
         /* The asker may see the flag and return before this wake: the wait
          * layers use the address only as a key, so a late wake is harmless. */
-        fs_wake_one(&asker->handed);
+        fs_wake_one(&asker->entry.chosen);
     }
     askers_unlock(lock);
     return first != NULL;
@@ -155,7 +144,6 @@ int fs_lock_release_slow(fs_lock *lock, uint32_t state)
 static int lock_ask(fs_lock *lock, fs_lock_asker *me)
 {
     uint32_t state;
-    fs_store_u32(&me->handed, 0);
     askers_lock(lock);
     state = fs_load_u32(&lock->state);
     do {
@@ -165,8 +153,7 @@ static int lock_ask(fs_lock *lock, fs_lock_asker *me)
         }
     } while (!fs_cas_u32(&lock->state, &state,
                          state | FS_LOCK_WAITERS | FS_LOCK_HANDOFF_ASKED));
-    me->generation = fs_load_u32(&lock->askers_generation);
-    fs_list_push_back(&lock->askers, &me->node);
+    fs_queue_join(&lock->askers, &me->entry);
     askers_unlock(lock);
     return 1;
 }
@@ -177,12 +164,10 @@ static int lock_withdraw_ask(fs_lock *lock, fs_lock_asker *me)
 {
     int withdrawn;
     askers_lock(lock);
-    withdrawn = !fs_load_u32(&me->handed);
     /* After a fork from a signal handler the child's queue was emptied, and
      * the asker is not in it: it has left all the same. */
-    if (withdrawn && me->generation == fs_load_u32(&lock->askers_generation))
-        fs_list_remove(&lock->askers, &me->node);
-    if (lock->askers.head == NULL)
+    withdrawn = fs_queue_withdraw(&lock->askers, &me->entry) != FS_QUEUE_CHOSEN;
+    if (lock->askers.entries.head == NULL)
         fs_fetch_and_u32(&lock->state, ~(uint32_t)FS_LOCK_HANDOFF_ASKED);
     askers_unlock(lock);
     return withdrawn;
@@ -207,9 +192,9 @@ static fs_result lock_await_handoff(fs_lock *lock, fs_lock_asker *me,
 {
     for (;;) {
         fs_result waited;
-        if (fs_load_u32(&me->handed))
+        if (fs_load_u32(&me->entry.chosen))
             break;
-        waited = fs_spin_then_wait(&me->handed, 0, deadline_ns, spin_ns);
+        waited = fs_spin_then_wait(&me->entry.chosen, 0, deadline_ns, spin_ns);
         if (waited == FS_OK)
             continue;
         if (!lock_withdraw_ask(lock, me))
@@ -375,23 +360,22 @@ fs_result fs_semaphore_acquire_until(fs_semaphore *sem, int64_t deadline_ns,
 
 /* ---- Condition waiter queue ---- */
 
-static void cond_reset(void *queue)
+static void cond_reset(void *owner)
 {
-    fs_cond *cond = (fs_cond *)queue;
+    fs_cond *cond = (fs_cond *)owner;
     fs_store_u32(&cond->guard, 0);
-    fs_list_init(&cond->waiters);
     cond->length = 0;
 }
 
 void fs_cond_init(fs_cond *cond)
 {
     cond_reset(cond);
-    fs_store_u32(&cond->generation, fs_fork_generation());
+    fs_queue_init(&cond->waiters);
 }
 
 static void cond_lock(fs_cond *cond)
 {
-    adopt_queue_after_fork(&cond->generation, cond_reset, cond);
+    adopt_queue_after_fork(&cond->waiters, cond_reset, cond);
     guard_acquire(&cond->guard);
 }
 
@@ -403,10 +387,8 @@ fs_cond_waiter *fs_cond_enqueue(fs_cond *cond)
     fs_cond_waiter *waiter = (fs_cond_waiter *)malloc(sizeof *waiter);
     if (waiter == NULL)
         return NULL;
-    fs_store_u32(&waiter->notified, 0);
     cond_lock(cond);
-    waiter->generation = fs_load_u32(&cond->generation);
-    fs_list_push_back(&cond->waiters, &waiter->node);
+    fs_queue_join(&cond->waiters, &waiter->entry);
     cond->length++;
     cond_unlock(cond);
     return waiter;
@@ -423,32 +405,30 @@ uint64_t fs_cond_length(fs_cond *cond)
 
 int fs_cond_dequeue(fs_cond *cond, fs_cond_waiter *waiter)
 {
-    int notified;
+    fs_queue_exit how;
     cond_lock(cond);
-    notified = fs_load_u32(&waiter->notified) != 0;
     /* A waiter whose thread forked (from a signal handler) is not in the
-     * child's emptied queue. */
-    if (!notified && waiter->generation == fs_load_u32(&cond->generation)) {
-        fs_list_remove(&cond->waiters, &waiter->node);
+     * child's emptied queue, nor in its length. */
+    how = fs_queue_withdraw(&cond->waiters, &waiter->entry);
+    if (how == FS_QUEUE_LEFT)
         cond->length--;
-    }
     cond_unlock(cond);
     free(waiter);
-    return notified;
+    return how == FS_QUEUE_CHOSEN;
 }
 
 uint64_t fs_cond_notify(fs_cond *cond, uint64_t n)
 {
     uint64_t woken = 0;
     cond_lock(cond);
-    while (woken < n && cond->waiters.head != NULL) {
+    while (woken < n && cond->waiters.entries.head != NULL) {
         fs_cond_waiter *waiter =
-            FS_LIST_ENTRY(fs_list_pop_front(&cond->waiters), fs_cond_waiter, node);
+            FS_LIST_ENTRY(cond->waiters.entries.head, fs_cond_waiter, entry.node);
+        fs_queue_choose(&cond->waiters, &waiter->entry);
         cond->length--;
         /* The waiter can't return before it takes the queue lock we hold,
          * so its memory is still valid for the wake. */
-        fs_store_u32(&waiter->notified, 1);
-        fs_wake_one(&waiter->notified);
+        fs_wake_one(&waiter->entry.chosen);
         woken++;
     }
     cond_unlock(cond);
@@ -460,10 +440,10 @@ fs_result fs_cond_wait_notified(fs_cond_waiter *waiter, int64_t deadline_ns,
 {
     for (;;) {
         fs_result waited;
-        if (fs_load_u32(&waiter->notified))
+        if (fs_load_u32(&waiter->entry.chosen))
             return FS_OK;
-        waited = fs_spin_then_wait(&waiter->notified, 0, deadline_ns, spin_ns);
-        if (fs_load_u32(&waiter->notified))
+        waited = fs_spin_then_wait(&waiter->entry.chosen, 0, deadline_ns, spin_ns);
+        if (fs_load_u32(&waiter->entry.chosen))
             return FS_OK;
         if (waited != FS_OK)
             return waited;

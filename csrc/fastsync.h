@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include "fs_atomic.h"
 #include "fs_list.h"
+#include "fs_queue.h"
 #include "fs_spin.h"
 #include "fs_time.h"
 #include "fs_wait.h"
@@ -31,11 +32,10 @@ extern "C" {
 #endif
 
 /* ---- Fork ----------------------------------------------------------------
- * A count of fork()s in this process's ancestry, bumped in the child.  State
- * that names threads (a waiter asking for a hand-off, a Condition's queue of
- * waiters) records the generation it was made in; the child sees it is stale
- * and forgets it, since those threads don't exist there. */
-uint32_t fs_fork_generation(void);
+ * State that names threads (a waiter asking for a hand-off, a Condition's
+ * queue of waiters) is kept in queues of the fork generation they were made
+ * in (fs_queue.h); a forked child sees they are stale and forgets them,
+ * since those threads don't exist there. */
 
 /* Call in the child after fork(), before any other thread is started:
  * forgets the parent's spinners and wait-layer state, and starts a new
@@ -82,9 +82,8 @@ typedef struct fs_lock_asker fs_lock_asker;   /* fastsync.c */
 
 typedef struct {
     fs_atomic_u32 state;
-    fs_atomic_u32 askers_guard;       /* guards the two pointers below */
-    fs_atomic_u32 askers_generation;  /* the fork generation they belong to */
-    fs_list askers;                   /* of fs_lock_asker, oldest first */
+    fs_atomic_u32 askers_guard;       /* guards the queue below */
+    fs_queue askers;                  /* of fs_lock_asker, oldest first */
 } fs_lock;
 
 /* Releases a lock whose word is not just FS_LOCK_HELD (`state`, as seen). */
@@ -143,8 +142,7 @@ static inline void fs_lock_init(fs_lock *lock)
 {
     fs_store_u32(&lock->state, FS_LOCK_FREE);
     fs_store_u32(&lock->askers_guard, 0);
-    fs_store_u32(&lock->askers_generation, fs_fork_generation());
-    fs_list_init(&lock->askers);
+    fs_queue_init(&lock->askers);
 }
 
 static inline int fs_lock_try_acquire(fs_lock *lock)
@@ -392,16 +390,13 @@ static inline int fs_semaphore_release(fs_semaphore *sem, uint64_t n, uint64_t l
  * stays valid memory, never reused under a notifier.  A child forgets the
  * parent's queue (see "Fork"): those waiters don't exist there. */
 typedef struct fs_cond_waiter {
-    fs_atomic_u32 notified;
-    fs_list_node node;
-    uint32_t generation;        /* the queue's when this waiter joined it */
+    fs_queue_entry entry;       /* chosen: notified */
 } fs_cond_waiter;
 
 typedef struct {
     fs_atomic_u32 guard;        /* a lock of its own, as the Lock's askers' */
-    fs_list waiters;            /* of fs_cond_waiter, oldest first */
+    fs_queue waiters;           /* of fs_cond_waiter, oldest first */
     uint64_t length;
-    fs_atomic_u32 generation;   /* the fork generation the queue belongs to */
 } fs_cond;
 
 void fs_cond_init(fs_cond *cond);
