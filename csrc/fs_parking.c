@@ -5,21 +5,21 @@
 
 #include <stddef.h>
 #include "fs_list.h"
+#include "fs_queue.h"
 #include "fs_time.h"
 
 typedef struct {                /* on the waiting thread's stack */
-    fs_list_node node;          /* in its bucket while parked */
+    /* In its bucket while parked.  Chosen when a waker unlinks the waiter:
+     * the waiter also reads that without the mutex, to tell its own wake-up
+     * from a stray send. */
+    fs_queue_entry entry;
     const fs_atomic_u32 *addr;
     fs_token token;             /* how to rouse the waiter */
-    /* Set under the bucket mutex when a waker unlinks the waiter.  Atomic
-     * because the waiter also reads it without the mutex, to tell its own
-     * wake-up from a stray send. */
-    fs_atomic_u32 woken;
 } waiter;
 
 typedef struct {
     fs_platform_mutex mutex;
-    fs_list waiters;
+    fs_queue waiters;
 } bucket;
 
 #define BUCKET_BITS 8
@@ -28,7 +28,7 @@ typedef struct {
 /* Every bucket starts unlocked and empty, without a run-time set-up: 4^4
  * initializers, one for each of the 2^8 buckets (an all-zero pthread mutex
  * is not an unlocked one everywhere). */
-#define BUCKET_INIT { FS_PLATFORM_MUTEX_INIT, { NULL, NULL } }
+#define BUCKET_INIT { FS_PLATFORM_MUTEX_INIT, { { NULL, NULL }, { 0 } } }
 #define FOUR(x) x, x, x, x
 typedef char one_initializer_per_bucket[BUCKET_BITS == 8 ? 1 : -1];
 static bucket buckets[BUCKETS] = { FOUR(FOUR(FOUR(FOUR(BUCKET_INIT)))) };
@@ -43,8 +43,9 @@ void fs_parking_for_each_mutex(void (*apply)(fs_platform_mutex *mutex))
 void fs_parking_forget_waiters(void)
 {
     size_t i;
+    uint32_t generation = fs_fork_start_generation();
     for (i = 0; i < BUCKETS; i++)
-        fs_list_init(&buckets[i].waiters);
+        fs_queue_reset(&buckets[i].waiters, generation);
 }
 
 static bucket *bucket_of(const fs_atomic_u32 *addr)
@@ -65,25 +66,28 @@ static int enqueue(waiter *w, const fs_atomic_u32 *addr, uint32_t expected)
         return 0;
     }
     w->addr = addr;
-    fs_store_u32(&w->woken, 0);
-    fs_list_push_back(&b->waiters, &w->node);
+    fs_queue_join(&b->waiters, &w->entry);
     fs_platform_mutex_unlock(&b->mutex);
     return 1;
 }
 
-/* A parked waiter gives up.  Returns 1 if it was still linked and has now
- * left: report the timeout or interruption.  Returns 0 if a waker unlinked
- * it first: its send is on the way, and the caller must take it. */
+/* Whether a fork (in a signal handler that ran while w was parked) has
+ * emptied w's bucket since: then w is in no list, and the waker that chose
+ * it, if one did, is in the parent, as is its send. */
+static int forgotten(const waiter *w)
+{ return fs_queue_forgot(&bucket_of(w->addr)->waiters, &w->entry); }
+
+/* A parked waiter gives up.  Returns 1 if it has left (or a fork dropped
+ * it): report the timeout or interruption.  Returns 0 if a waker unlinked it
+ * first: report a wake-up. */
 static int withdraw(waiter *w)
 {
     bucket *b = bucket_of(w->addr);
-    int linked;
+    fs_queue_exit how;
     fs_platform_mutex_lock(&b->mutex);
-    linked = !fs_load_u32(&w->woken);
-    if (linked)
-        fs_list_remove(&b->waiters, &w->node);
+    how = fs_queue_withdraw(&b->waiters, &w->entry);
     fs_platform_mutex_unlock(&b->mutex);
-    return linked;
+    return how != FS_QUEUE_CHOSEN;
 }
 
 /* How long the thread may sleep before deadline_ns: 0 when the deadline has
@@ -109,13 +113,17 @@ static int sleep_until_chosen(waiter *w, int64_t deadline_ns, fs_result *outcome
 {
     for (;;) {
         int64_t ms;
+        if (forgotten(w)) {
+            *outcome = FS_OK;           /* nobody here will wake it */
+            return 0;
+        }
         if (!sleep_ms(deadline_ns, &ms)) {
             *outcome = FS_TIMED_OUT;
             return 0;
         }
         switch (fs_token_sleep(&w->token, ms)) {
         case FS_TOKEN_SENT:
-            if (fs_load_u32(&w->woken))
+            if (fs_load_u32(&w->entry.chosen))
                 return 1;
             break;                      /* a stray send */
         case FS_TOKEN_AGAIN:
@@ -163,8 +171,10 @@ static fs_result park(fs_atomic_u32 *addr, uint32_t expected, int64_t deadline_n
         return outcome;
     }
     /* A waker chose us first and counts on its send being taken: take it,
-     * and report the wake-up. */
-    fs_token_await_send(&w.token);
+     * and report the wake-up.  After a fork the send, if any, went to the
+     * parent's pipe. */
+    if (!forgotten(&w))
+        fs_token_await_send(&w.token);
     return FS_OK;
 }
 
@@ -192,12 +202,11 @@ static void wake(const fs_atomic_u32 *addr, int all)
 
     fs_list_init(&chosen);
     fs_platform_mutex_lock(&b->mutex);
-    for (node = b->waiters.head; node != NULL; node = next) {
-        waiter *w = FS_LIST_ENTRY(node, waiter, node);
+    for (node = b->waiters.entries.head; node != NULL; node = next) {
+        waiter *w = FS_LIST_ENTRY(node, waiter, entry.node);
         next = node->next;
         if (w->addr == addr) {
-            fs_list_remove(&b->waiters, node);
-            fs_store_u32(&w->woken, 1);
+            fs_queue_choose(&b->waiters, &w->entry);
             fs_list_push_back(&chosen, node);   /* the waiter no longer reads its links */
             if (!all)
                 break;
@@ -205,7 +214,7 @@ static void wake(const fs_atomic_u32 *addr, int all)
     }
     fs_platform_mutex_unlock(&b->mutex);
     for (node = chosen.head; node != NULL; node = next) {
-        fs_token token = FS_LIST_ENTRY(node, waiter, node)->token;
+        fs_token token = FS_LIST_ENTRY(node, waiter, entry.node)->token;
         next = node->next;              /* read both before the send frees it */
         fs_token_send(token);           /* never touch the waiter again */
     }

@@ -18,7 +18,10 @@
 void fs_parking_for_each_mutex(void (*apply)(fs_platform_mutex *mutex));
 
 /* In a forked child, with every bucket mutex held: forgets every parked
- * waiter, since they were all other threads, which the child doesn't have. */
+ * waiter, and starts a new fork generation (fs_queue.h).  The waiters were
+ * the parent's other threads, which the child doesn't have, or the forking
+ * thread itself, when it forked in a signal handler while parked: its wait
+ * resumes when the handler returns, and finds it was forgotten. */
 void fs_parking_forget_waiters(void);
 
 #endif

@@ -234,6 +234,8 @@ fs_token_sleep_result fs_token_sleep(fs_token *token, int64_t timeout_ms)
     struct pollfd pfd;
     int n;
     pfd.fd = token->pipe->read_fd;
+    if (pfd.fd < 0)
+        return FS_TOKEN_BROKEN;     /* a fork in a signal handler closed it */
     pfd.events = POLLIN;
     pfd.revents = 0;
     n = poll(&pfd, 1, timeout_ms > INT_MAX ? INT_MAX : (int)timeout_ms);
@@ -255,6 +257,8 @@ void fs_token_await_send(const fs_token *token)
 {
     struct pollfd pfd;
     int fd = token->pipe->read_fd;
+    if (fd < 0)
+        return;                     /* closed by a fork: the send went to the parent */
     while (!drain(fd)) {
         pfd.fd = fd;
         pfd.events = POLLIN;

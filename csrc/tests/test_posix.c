@@ -218,6 +218,193 @@ static void test_fork_child_can_wait(void)
     EXPECT_EQ_INT(fs_load_u32(&s.failures), 0);
 }
 
+/* ---- fork() in a signal handler, while the thread is parked ----------------- */
+
+/* A thread blocked in fs_wait gets a signal whose handler forks.  In the
+ * child its wait resumes when the handler returns, although the child's
+ * after-fork handling has already dropped every waiter of the parent's,
+ * this one included: the wait must end sanely without unlinking itself from
+ * a list it is no longer in, and the child's waits must work afterwards.
+ * Formally the handler may not fork here, since the wait layer's atfork
+ * handlers take mutexes, which is not async-signal-safe; but no mutex of
+ * the wait layer is held while a thread is blocked, so it works, and it is
+ * what a program that forks from a handler (as crash reporters do) does. */
+typedef struct {
+    fs_atomic_u32 word;             /* what every thread here waits on */
+    int wait_for_wake;              /* the handler forks only once woken */
+    fs_atomic_u32 in_handler, woken, in_child;
+    fs_atomic_u32 child_pid;
+    fs_atomic_u32 parking, done;
+    fs_result result;               /* the forking thread's wait, in the parent */
+    test_thread thread;
+} handler_fork;
+
+static handler_fork *handler_fork_now;   /* the handler's only way in */
+
+static void fork_in_handler(int sig)
+{
+    handler_fork *s = handler_fork_now;
+    pid_t pid;
+    (void)sig;
+    fs_store_u32(&s->in_handler, 1);
+    while (s->wait_for_wake && !fs_load_u32(&s->woken)) {}
+    pid = fork();
+    if (pid == 0) {
+        fs_store_u32(&s->in_child, 1);
+        alarm(5);                   /* the parent's watchdog does not cover us */
+    } else {
+        fs_store_u32(&s->child_pid, pid > 0 ? (uint32_t)pid : 0);
+    }
+}
+
+static void *child_waker(void *p)
+{
+    handler_fork *s = (handler_fork *)p;
+    while (!fs_load_u32(&s->done)) {
+        fs_wake_one(&s->word);
+        test_sleep_ms(1);
+    }
+    return NULL;
+}
+
+/* In the child, once the forking thread's wait has ended with `resumed`.
+ * Returns the child's exit status. */
+static int handler_fork_child_checks(handler_fork *s, fs_result resumed, fs_result expected)
+{
+    test_thread waker;
+    fs_result fresh;
+    if (resumed != expected)
+        return 10 + (int)resumed;
+    /* A fresh wait on the same word, in the same bucket: a thread of the
+     * child's keeps waking it until it returns, which it does only if the
+     * wait was linked where the waker looks. */
+    fs_store_u32(&s->done, 0);
+    test_thread_start(&waker, child_waker, s);
+    fresh = fs_wait(&s->word, 0, fs_deadline_after(MS(2000)));
+    fs_store_u32(&s->done, 1);
+    test_thread_join(&waker);
+    return fresh == FS_OK ? 0 : 20 + (int)fresh;
+}
+
+typedef struct { handler_fork *fork; fs_result expected_in_child; } forker_args;
+
+static void *wait_then_fork(void *p)
+{
+    forker_args *args = (forker_args *)p;
+    handler_fork *s = args->fork;
+    fs_result result;
+    fs_store_u32(&s->parking, 1);
+    result = fs_wait(&s->word, 0, fs_deadline_after(MS(5000)));
+    if (fs_load_u32(&s->in_child))
+        _exit(handler_fork_child_checks(s, result, args->expected_in_child));
+    s->result = result;
+    fs_store_u32(&s->done, 1);
+    return NULL;
+}
+
+static void *wait_on_word(void *p)
+{
+    handler_fork *s = (handler_fork *)p;
+    int64_t deadline = fs_deadline_after(MS(10000));
+    while (fs_wait(&s->word, 0, deadline) == FS_OK && fs_load_u32(&s->word) == 0) {}
+    return NULL;
+}
+
+/* Expects the child to exit with status 0 within a few seconds. */
+static void expect_child_exits_cleanly(pid_t pid)
+{
+    int status = -1, reaped = 0;
+    int64_t give_up = fs_monotonic_ns() + MS(8000);
+    while (!reaped && fs_monotonic_ns() < give_up) {
+        reaped = waitpid(pid, &status, WNOHANG) == pid;
+        if (!reaped)
+            test_sleep_ms(2);
+    }
+    if (!reaped) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+    }
+    EXPECT(reaped);
+    if (WIFEXITED(status))
+        EXPECT_EQ_INT(WEXITSTATUS(status), 0);
+    else
+        test_note("child ended by signal %d", WIFSIGNALED(status) ? WTERMSIG(status) : -1);
+    EXPECT(WIFEXITED(status));
+}
+
+/* Runs the scenario: optionally another thread parks on the word first, the
+ * forking thread parks after it, and gets the signal.  With wake_first, a
+ * waker chooses the forking thread while its handler runs, before the fork,
+ * so the child inherits a waiter that was woken but whose wake-up, sent to
+ * a pipe the child closes, it will never see. */
+static void run_handler_fork(int other_waiter_first, int wake_first,
+                             fs_result expected_in_child, fs_result expected_in_parent)
+{
+    static handler_fork s;
+    forker_args args;
+    test_thread other;
+    struct sigaction sa, old;
+    memset(&s, 0, sizeof s);
+    s.wait_for_wake = wake_first;
+    handler_fork_now = &s;
+    args.fork = &s;
+    args.expected_in_child = expected_in_child;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = fork_in_handler;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR2, &sa, &old);
+
+    if (other_waiter_first) {
+        test_thread_start(&other, wait_on_word, &s);
+        test_sleep_ms(50);          /* parked by now */
+    }
+    test_thread_start(&s.thread, wait_then_fork, &args);
+    EXPECT(test_wait_for_u32(&s.parking, 1, 5000));
+    test_sleep_ms(50);              /* parked by now, behind the other */
+    pthread_kill(tid_of(&s.thread), SIGUSR2);
+    if (wake_first) {
+        EXPECT(test_wait_for_u32(&s.in_handler, 1, 5000));
+        fs_wake_one(&s.word);
+        fs_store_u32(&s.woken, 1);
+    }
+    EXPECT(test_wait_for_u32(&s.done, 1, 8000));
+    test_thread_join(&s.thread);
+    EXPECT_EQ_INT(s.result, expected_in_parent);
+    EXPECT(fs_load_u32(&s.child_pid) != 0);
+    if (fs_load_u32(&s.child_pid) != 0)
+        expect_child_exits_cleanly((pid_t)fs_load_u32(&s.child_pid));
+
+    fs_store_u32(&s.word, 1);
+    fs_wake_all(&s.word);
+    if (other_waiter_first)
+        test_thread_join(&other);
+    sigaction(SIGUSR2, &old, NULL);
+}
+
+/* The parent's list held another waiter before the forking thread: had the
+ * resumed wait unlinked itself from the child's emptied list, it would have
+ * left the list's tail pointing at the other thread's dead node, and the
+ * child's next waiter there would never be found. */
+static void test_fork_in_handler_while_parked(void)
+{
+    run_handler_fork(1, 0, FS_INTERRUPTED, FS_INTERRUPTED);
+}
+
+/* Woken before the fork: in the parent, the wait takes its wake-up; in the
+ * child it must not wait for one that will never come.  The parking lot
+ * reports the wake-up, as the Lock's asker and the Condition's waiter report
+ * what they were given before a fork; a futex forgets a waiter when a
+ * signal interrupts it, so there the wake finds nobody and the wait reports
+ * the interruption. */
+static void test_fork_in_handler_after_wakeup(void)
+{
+#if defined(FS_WAIT_FUTEX)
+    run_handler_fork(0, 1, FS_INTERRUPTED, FS_INTERRUPTED);
+#else
+    run_handler_fork(0, 1, FS_OK, FS_OK);
+#endif
+}
+
 /* ---- threads give back what they used --------------------------------------- */
 
 static int lowest_free_fd(void)
@@ -260,6 +447,15 @@ void run_posix_tests(void)
     test_skip("test_fork_child_can_wait", "ThreadSanitizer cannot start threads in a forked child");
 #else
     RUN(test_fork_child_can_wait, 30);
+#endif
+#if defined(UNDER_TSAN)
+    (void)test_fork_in_handler_while_parked;
+    (void)test_fork_in_handler_after_wakeup;
+    test_skip("test_fork_in_handler_while_parked", "ThreadSanitizer cannot start threads in a forked child");
+    test_skip("test_fork_in_handler_after_wakeup", "ThreadSanitizer cannot start threads in a forked child");
+#else
+    RUN(test_fork_in_handler_while_parked, 30);
+    RUN(test_fork_in_handler_after_wakeup, 30);
 #endif
     RUN(test_thread_exit_releases_resources, 10);
 }
