@@ -20,10 +20,12 @@
 #include "fs_atomic.h"
 #include "fs_list.h"
 
-/* The process's fork generation: a new one starts in a forked child, before
- * any other thread does, wherever the child empties queues (it may start
- * more than one for a fork; what counts is that it differs from every
- * generation before the fork). */
+/* The process's fork generation.  A new one starts in a forked child before
+ * any other thread does: in the parking lot's atfork handler, which empties
+ * its buckets there and then, and in fs_after_fork_child, after which each
+ * Lock's and Condition's queue is emptied when next used.  So a fork may
+ * start two; what counts is that the child's differs from every generation
+ * before the fork. */
 uint32_t fs_fork_generation(void);
 uint32_t fs_fork_start_generation(void);   /* returns the new generation */
 
@@ -41,8 +43,8 @@ typedef struct {
     uint32_t generation;        /* the queue's when the entry joined it */
 } fs_queue_entry;
 
-/* Empties the queue and moves it to `generation`: in a forked child, with
- * the queue's lock held or the lock's holder gone. */
+/* Empties the queue and moves it to `generation`: when it is made, and in a
+ * forked child, with the queue's lock held or its holder gone. */
 static inline void fs_queue_reset(fs_queue *queue, uint32_t generation)
 {
     fs_list_init(&queue->entries);
