@@ -1192,9 +1192,10 @@ static void *spin_pause_job(void *unused)
     fs_store_u32(&word, 0);
     EXPECT(failing_spin_ms(&word, MS(5)) < 4);
     /* The try failed, so the next comes after twice as many calls; it
-     * spins, sees the change, and so ends the pause. */
+     * spins, sees the change, and so ends the pause.  That try's budget is
+     * long so that a changer the scheduler runs late still comes in time. */
     test_thread_start(&changer, change_while_spun_on, &word);
-    while (!fs_spin_while(&word, 0, FS_NO_DEADLINE, MS(5)) && calls < 100)
+    while (!fs_spin_while(&word, 0, FS_NO_DEADLINE, MS(500)) && calls < 100)
         calls++;
     test_thread_join(&changer);
     EXPECT_EQ_INT(calls, 30);
