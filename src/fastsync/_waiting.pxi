@@ -38,6 +38,13 @@ def _set_spin_ns(ns):
     return previous
 
 
+def _spin_ns():
+    """How long a blocked thread (other than the main thread) looks before it
+    sleeps, in nanoseconds.  For the benchmark's floor, which spins as long;
+    not part of the API."""
+    return spin_budget_ns
+
+
 def _spinning_threads():
     """How many threads spin right now.  For tests; not part of the API."""
     return fs_spinning_threads()
