@@ -191,6 +191,22 @@ cdef bint lock_acquire_blocking(fs_lock *lock, int64_t timeout_ns) except -1:
     return True
 
 
+cdef int lock_acquire_deferring_signals(fs_lock *lock) except -1:
+    """Acquire for sure, then raise what a signal handler raised meanwhile:
+    code after Condition.wait() must hold the lock even when interrupted."""
+    pending = None
+    while True:
+        try:
+            lock_acquire_blocking(lock, -1)
+            break
+        except BaseException as error:
+            if pending is None:
+                pending = error
+    if pending is not None:
+        raise pending
+    return 0
+
+
 # Event
 
 cdef struct event_wait:
