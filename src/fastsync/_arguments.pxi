@@ -102,42 +102,50 @@ _stdlib_allocate_lock = _thread.allocate_lock
 _index = __import__("operator").index
 
 
-cdef int raise_stdlib_error(object blocking, object timeout) except -1:
-    """Raise what threading raises for acquire(blocking, timeout).
+# A timeout no acquire() takes, in nanoseconds: what seconds_to_ns returns,
+# with no exception set, for a value that does not fit, and what the parsers
+# that raise threading's error return with it set.  Valid results are -1
+# (wait forever), 0 or more, so Cython's error checks can use it.
+cdef enum:
+    REFUSED_TIMEOUT_NS = -2
 
-    Returns 0 if threading accepts the arguments after all (a timeout that
-    has only __float__, which 3.15 takes)."""
+
+cdef int raise_if_threading_refuses(object blocking, object timeout) except -1:
+    """Raise what threading raises for acquire(blocking, timeout), if it
+    refuses them; returns 0 if it accepts them after all (a timeout that has
+    only __float__, which 3.15 takes)."""
     probe = _stdlib_allocate_lock()
     if probe.acquire(blocking, timeout):   # never blocks: the lock is new
         probe.release()
     return 0
 
 
-cdef int64_t seconds_to_ns(object timeout) except? -2:
+cdef int64_t seconds_to_ns(object timeout) except? REFUSED_TIMEOUT_NS:
     """timeout in seconds -> nanoseconds, rounded away from zero like CPython.
 
-    Returns -2 (with no exception set) when the value does not fit."""
+    Returns REFUSED_TIMEOUT_NS (with no exception set) when the value does
+    not fit."""
     cdef double seconds, ns
     cdef long long whole
     cdef int overflow
     if PyFloat_Check(timeout):
         seconds = PyFloat_AS_DOUBLE(timeout)
         if isnan(seconds):
-            return -2
+            return REFUSED_TIMEOUT_NS
         ns = seconds * 1e9
         ns = ceil(ns) if ns >= 0 else floor(ns)
         if not (-9.223372036854775808e18 <= ns < 9.223372036854775808e18):
-            return -2
+            return REFUSED_TIMEOUT_NS
         return <int64_t>ns
     if not PyLong_Check(timeout):
         try:
             timeout = _index(timeout)
         except TypeError:
-            raise_stdlib_error(True, timeout)
+            raise_if_threading_refuses(True, timeout)
             return seconds_to_ns(float(timeout))   # accepted through __float__ (3.15)
     whole = PyLong_AsLongLongAndOverflow(timeout, &overflow)
     if overflow or not (-9223372036 <= whole <= 9223372036):
-        return -2
+        return REFUSED_TIMEOUT_NS
     return whole * 1000000000
 
 
@@ -153,20 +161,20 @@ cdef bint blocking_flag(object blocking) except -1:
     try:
         value = PyLong_AsLongLongAndOverflow(_index(blocking), &overflow)
     except TypeError:
-        raise_stdlib_error(blocking, -1)
+        raise_if_threading_refuses(blocking, -1)
         return int(blocking) != 0    # 3.9 accepted it through __int__
     if overflow or not (-2147483648 <= value <= 2147483647):
-        raise_stdlib_error(blocking, -1)
+        raise_if_threading_refuses(blocking, -1)
     return value != 0
 
 
-cdef int64_t acquire_timeout_ns(object blocking, object timeout) except -2:
+cdef int64_t acquire_timeout_ns(object blocking, object timeout) except REFUSED_TIMEOUT_NS:
     """acquire()'s arguments -> -1 (wait forever), 0 (don't wait) or a timeout in ns."""
     cdef bint block = blocking_flag(blocking)
     cdef int64_t ns = seconds_to_ns(timeout)
-    if ns == -2 or (not block and ns != INFINITE_NS) or (ns < 0 and ns != INFINITE_NS) \
+    if ns == REFUSED_TIMEOUT_NS or (not block and ns != INFINITE_NS) or (ns < 0 and ns != INFINITE_NS) \
             or ns > TIMEOUT_MAX_NS:
-        raise_stdlib_error(blocking, timeout)
+        raise_if_threading_refuses(blocking, timeout)
         raise AssertionError(f"fastsync rejected acquire({blocking!r}, {timeout!r}) "
                              "but threading accepts it")
     if not block:
@@ -187,7 +195,7 @@ cdef inline bint is_wait_forever(object timeout) except -1:
     return (type(timeout) is int or type(timeout) is float) and timeout == -1
 
 
-cdef inline int64_t timeout_for(object blocking, object timeout) except -2:
+cdef inline int64_t timeout_for(object blocking, object timeout) except REFUSED_TIMEOUT_NS:
     """acquire_timeout_ns with the two common calls, acquire() and
     acquire(False), answered without a full parse."""
     if is_wait_forever(timeout):
