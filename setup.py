@@ -6,10 +6,11 @@ with the pure-Python backend, after a loud warning.  FASTSYNC_REQUIRE_EXTENSIONS
 FASTSYNC_NO_EXTENSIONS=1 skips compiling altogether, and so does a
 free-threaded Python or one other than CPython.  FASTSYNC_C_BACKEND=posix
 builds over the generic POSIX wait layer instead of the platform's own.
+FASTSYNC_BENCH_FLOOR=1 also builds the benchmark's floor (see BENCH_FLOOR).
 
-Cython translates the .pyx only when the extension is built, so commands that
-need just the metadata or an sdist never run it.  Its compiler directives,
-language_level among them, are all in the .pyx header.
+Cython translates the .pyx files only when the extensions are built, so
+commands that need just the metadata or an sdist never run it.  Its compiler
+directives, language_level among them, are all in CYTHON_DIRECTIVES below.
 """
 
 import glob
@@ -37,6 +38,25 @@ SKIP_EXTENSIONS = env_flag("FASTSYNC_NO_EXTENSIONS") or platform.python_implemen
 # not been run there yet: such a build gets the pure-Python backend.
 FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 
+# The benchmark's floor (bench/_bench_floor.pyx): empty methods of the same
+# shapes as fastsync's, and hand-offs between two C threads over the same wait
+# layer.  It is an extension of its own, so that users' fastsync._compiled
+# carries no benchmark code, and it is declared here next to fastsync's, so
+# that the same build makes both with the same compiler, flags and C layer
+# (it is the floor fastsync is compared with).  Built only when asked for, as
+# the Makefile's test and bench targets do: wheels and plain installs lack it.
+BENCH_FLOOR = env_flag("FASTSYNC_BENCH_FLOOR")
+BENCH_FLOOR_MODULE = "fastsync._bench_floor"
+
+# For every .pyx here, so fastsync and the benchmark's floor get the same.
+# always_allow_keywords=False makes methods without arguments METH_NOARGS and
+# those with one required argument METH_O: the interpreter calls them on its
+# cheapest paths.
+CYTHON_DIRECTIVES = {
+    "language_level": 3, "binding": False, "embedsignature": True, "embedsignature.format": "clinic",
+    "boundscheck": False, "wraparound": False, "auto_pickle": False, "always_allow_keywords": False,
+}
+
 # FASTSYNC_C_BACKEND=posix builds over the generic POSIX wait layer instead of
 # the platform's own (futex on Linux); csrc/fs_wait.h picks the default.
 C_BACKEND_MACROS = {"futex": "FS_WAIT_FUTEX", "posix": "FS_WAIT_POSIX", "win32": "FS_WAIT_WIN32"}
@@ -59,6 +79,10 @@ class OptionalBuildExt(build_ext):
         # Outside the fallback: an error from Cython is a fault in the
         # sources or a missing build requirement, not a missing compiler.
         self._cythonize()
+        if not BENCH_FLOOR:
+            # A floor left in build/ by an earlier build with the switch
+            # would otherwise be packaged with this one.
+            self._remove_built(BENCH_FLOOR_MODULE)
         try:
             super().run()
         except Exception as error:   # e.g. no compiler found at all
@@ -72,7 +96,9 @@ class OptionalBuildExt(build_ext):
             return
         from Cython.Build import cythonize
 
-        translated = {ext.name: ext for ext in cythonize(pyx)}
+        # src: where the floor's .pyx finds fastsync's declarations.
+        translated = {ext.name: ext for ext in cythonize(pyx, include_path=["src"],
+                                                         compiler_directives=CYTHON_DIRECTIVES)}
         for ext in pyx:
             # setuptools registered these Extension objects when it finalized
             # the command; keep them and take only the generated C file from
@@ -106,13 +132,22 @@ class OptionalBuildExt(build_ext):
         # A module left in build/ by an earlier successful build would
         # otherwise be packaged as if this build had worked.
         for ext in extensions:
-            stale = self.get_ext_fullpath(ext.name)
-            if os.path.exists(stale):
-                os.remove(stale)
-        message = BANNER.format(error=error)
+            self._remove_built(ext.name)
+        if [ext.name for ext in extensions] == [BENCH_FLOOR_MODULE]:
+            # Not fastsync's own extension, so no fallback banner: bench/run.py
+            # runs without the floor and says so (and the floor's tests fail).
+            message = f"\nWARNING: the benchmark's floor ({BENCH_FLOOR_MODULE}) could not be built: {error}\n"
+        else:
+            message = BANNER.format(error=error)
         sys.stderr.write(message)
         # pip hides build output unless it fails; this file tells the user why.
         self.warn(message)
+
+
+    def _remove_built(self, name):
+        path = self.get_ext_fullpath(name)
+        if os.path.exists(path):
+            os.remove(path)
 
 
 def _read(path):
@@ -147,17 +182,19 @@ def extensions():
     # Every C file of csrc/ (not its tests) goes in; those for another
     # platform or wait layer compile to nothing.
     c_sources = sorted(glob.glob(os.path.join("csrc", "*.c")))
-    extension = Extension(
-        "fastsync._compiled",
-        sources=["src/fastsync/_compiled.pyx"] + c_sources,
+    pyx_files = {"fastsync._compiled": "src/fastsync/_compiled.pyx"}
+    if BENCH_FLOOR:
+        pyx_files[BENCH_FLOOR_MODULE] = "bench/_bench_floor.pyx"
+    # Each .pyx is translated by OptionalBuildExt; a failed compile falls back
+    # to pure Python there too.
+    return [Extension(
+        name,
+        sources=[pyx] + c_sources,
         include_dirs=["csrc"],
         # Rebuild when any C file or header changes (setuptools only tracks sources).
         depends=sorted(glob.glob(os.path.join("csrc", "*.[ch]"))),
         define_macros=macros,
-    )
-    # The .pyx is translated by OptionalBuildExt; a failed compile falls back
-    # to pure Python there too.
-    return [extension]
+    ) for name, pyx in pyx_files.items()]
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

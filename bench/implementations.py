@@ -77,17 +77,40 @@ def discover() -> Tuple[List[Implementation], List[str]]:
         notes.append("fastrlock: not installed (pip install fastrlock to compare RLock with it)")
     else:
         found.append(Implementation("fastrlock", "fastrlock", {"RLock": FastRLock}))
-    try:
-        from fastsync._compiled import _CallFloor, _native_handoffs, _SemaphoreCallFloor
-    except ImportError:
-        notes.append("floor: needs the compiled backend")
+    floor, why_not = bench_floor()
+    if floor is None:
+        notes.append(f"floor: {why_not}")
     else:
-        floors = {kind: _CallFloor for kind in KINDS}
-        # Semaphore.release takes n: its floor must parse an argument too.
-        floors.update(Semaphore=_SemaphoreCallFloor, BoundedSemaphore=_SemaphoreCallFloor)
-        found.append(Implementation(FLOOR, "floor", floors,
-                                    native_handoffs=NativeHandoffs(_native_handoffs)))
+        found.append(floor)
     return found, notes
+
+
+# How to get the floor where it is missing; the Makefile's test and bench
+# targets set the switch.
+BUILD_FLOOR_HINT = "reinstall fastsync with FASTSYNC_BENCH_FLOOR=1 set (as `make bench` does) to build it"
+
+
+def bench_floor() -> Tuple[Optional[Implementation], str]:
+    """The floor, from the extension setup.py builds for the benchmark, or
+    None and why it is missing."""
+    try:
+        from fastsync import _compiled
+    except ImportError:
+        return None, "needs the compiled backend"
+    try:
+        from fastsync import _bench_floor
+    except ImportError as error:
+        return None, f"not built ({error}); {BUILD_FLOOR_HINT}"
+    floors = {kind: _bench_floor._CallFloor for kind in KINDS}
+    # Semaphore.release takes n: its floor must parse an argument too.
+    floors.update(Semaphore=_bench_floor._SemaphoreCallFloor,
+                  BoundedSemaphore=_bench_floor._SemaphoreCallFloor)
+    spin_ns = _compiled._spin_ns()   # the floor's threads spin as fastsync's do
+
+    def native_handoffs(count: int) -> int:
+        return _bench_floor._native_handoffs(count, spin_ns)
+
+    return Implementation(FLOOR, "floor", floors, native_handoffs=NativeHandoffs(native_handoffs)), ""
 
 
 def _threading_constructors() -> Dict[str, Callable]:

@@ -132,7 +132,8 @@ runpy.run_path("setup.py", run_name="__main__")
 print(len(declared["ext_modules"]))
 """
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUILD_SWITCHES = (NO_EXTENSIONS, REQUIRE_EXTENSIONS, "CIBUILDWHEEL", "FASTSYNC_C_BACKEND")
+BENCH_FLOOR = "FASTSYNC_BENCH_FLOOR"   # make test sets it
+BUILD_SWITCHES = (NO_EXTENSIONS, REQUIRE_EXTENSIONS, "CIBUILDWHEEL", "FASTSYNC_C_BACKEND", BENCH_FLOOR)
 
 
 def run_setup(*, free_threaded=False, **switches):
@@ -150,6 +151,19 @@ def run_setup(*, free_threaded=False, **switches):
                          [(None, "1"), ("", "1"), ("0", "1"), ("1", "0"), ("yes", "0")])
 def test_setup_honours_the_no_extensions_switch(switch_value, declared):
     switches = {} if switch_value is None else {NO_EXTENSIONS: switch_value}
+    result = run_setup(**switches)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [declared]
+
+
+# The benchmark's floor is a second extension, declared only when asked for,
+# and never without fastsync's own.
+@pytest.mark.skipif(platform.python_implementation() != "CPython"
+                    or bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
+                    reason="setup.py declares no extension on PyPy or a free-threaded Python")
+@pytest.mark.parametrize("switches, declared", [
+    ({BENCH_FLOOR: "0"}, "1"), ({BENCH_FLOOR: "1"}, "2"), ({BENCH_FLOOR: "1", NO_EXTENSIONS: "1"}, "0")])
+def test_setup_declares_the_bench_floor_only_when_asked(switches, declared):
     result = run_setup(**switches)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [declared]

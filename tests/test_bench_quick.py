@@ -78,11 +78,6 @@ def test_quick_run_prints_the_table_and_writes_json(tmp_path):
     lock = cases["lock.acquire_release"]["results"]
     assert {"threading", "python"} <= set(lock)
     assert len(lock["threading"]["ns_per_op_samples"]) == data["settings"]["repeats"]
-    if "cython" in lock:   # the floors come from the compiled extension
-        assert "floor" in lock
-        # Hand-off cases get the native floor; other thread cases get none.
-        assert "floor" in cases["event.ping_pong"]["results"]
-        assert "floor" not in cases["lock.contended_2"]["results"]
     # Thread cases carry the process's CPU time per operation, shown in a table of its own.
     ping_pong = cases["event.ping_pong"]["results"]["threading"]
     assert len(ping_pong["cpu_ns_per_op_samples"]) == data["settings"]["repeats"]
@@ -120,19 +115,64 @@ def test_single_thread_cases_run_in_worker_processes(tmp_path):
     assert len(threaded["ns_per_op_samples"]) == 3 and threaded["process_medians"] == []
 
 
+def bench_floor_module():
+    """fastsync._bench_floor, the extension setup.py builds for the benchmark
+    when FASTSYNC_BENCH_FLOOR=1 is set.  Missing, it fails the test."""
+    try:
+        from fastsync import _bench_floor
+    except ImportError as error:
+        pytest.fail(f"the benchmark's floor is not installed ({error}): install fastsync with "
+                    "FASTSYNC_BENCH_FLOOR=1 set, as `make test` does")
+    return _bench_floor
+
+
 @pytest.mark.cython
+@pytest.mark.bench_floor
 @pytest.mark.timeout(60)
 def test_native_handoff_floor():
-    from fastsync._compiled import _native_handoffs
+    import fastsync._compiled as compiled
 
-    for count in (1, 2, 101):
-        elapsed = _native_handoffs(count)
-        assert type(elapsed) is int and elapsed > 0
+    floor = bench_floor_module()
+    for spin_ns in (0, compiled._spin_ns()):
+        for count in (1, 2, 101):
+            elapsed = floor._native_handoffs(count, spin_ns)
+            assert type(elapsed) is int and elapsed > 0
     for bad in (0, -1, 2**30):
         with pytest.raises(ValueError):
-            _native_handoffs(bad)
+            floor._native_handoffs(bad, 0)
+    for bad in (-1, 10**9 + 1):
+        with pytest.raises(ValueError):
+            floor._native_handoffs(1, bad)
     with pytest.raises(TypeError):
-        _native_handoffs("10")
+        floor._native_handoffs("10", 0)
+
+
+@pytest.mark.cython
+def test_users_extension_carries_no_floor():
+    import fastsync._compiled as compiled
+
+    for name in ("_CallFloor", "_SemaphoreCallFloor", "_native_handoffs"):
+        assert not hasattr(compiled, name), name
+
+
+@pytest.mark.cython
+@pytest.mark.bench_floor
+@pytest.mark.timeout(120)
+def test_quick_run_times_the_floor(tmp_path):
+    bench_floor_module()   # a clear failure if it is missing
+    out_file = tmp_path / "results.json"
+    run = subprocess.run(
+        [sys.executable, os.path.join(REPO_ROOT, "bench", "run.py"), "--quick", "--json", str(out_file),
+         "-k", "lock.acquire_release", "-k", "event.ping_pong", "-k", "lock.contended_2"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=110,
+    )
+    assert run.returncode == 0, f"stdout:\n{run.stdout}\nstderr:\n{run.stderr}"
+    assert "floor" in run.stdout and "Not compared: floor" not in run.stdout, run.stdout
+    cases = {case["name"]: case["results"] for case in json.loads(out_file.read_text())["cases"]}
+    assert cases["lock.acquire_release"]["floor"]["error"] is None
+    # Hand-off cases get the native floor; other thread cases get none.
+    assert cases["event.ping_pong"]["floor"]["error"] is None
+    assert "floor" not in cases["lock.contended_2"]
 
 
 def _bench_modules():

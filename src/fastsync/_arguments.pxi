@@ -1,84 +1,4 @@
 # ---------------------------------------------------------------------------
-# __exit__ without an argument tuple
-#
-# threading's __exit__ takes any arguments, (*exc_info).  A Cython def with
-# *args makes CPython build a tuple on every `with` exit, a large part of an
-# uncontended `with lock:`.  So the classes below get an __exit__
-# written as a METH_FASTCALL C function with the same signature, which ignores
-# its arguments and calls the class's release code (registered per slot).
-
-cdef extern from *:
-    """
-    typedef PyObject *(*fastsync_exit_fn)(PyObject *self);
-    static fastsync_exit_fn fastsync_exit_impl[4];
-
-    /* Since 3.15 the __exit__ of _thread's locks takes exactly three
-     * arguments; Lock's and RLock's (slots 0 and 1) then do too.  A `with`
-     * passes three, so it never reaches the flag. */
-    static int fastsync_exit_strict[4];
-    static int fastsync_lock_exit_takes_three;
-
-    static PyObject *fastsync_exit_refuse(Py_ssize_t nargs)
-    {
-        PyErr_Format(PyExc_TypeError, "__exit__ expected 3 arguments, got %zd", nargs);
-        return NULL;
-    }
-
-    #define FASTSYNC_EXIT(n) \
-        static PyObject *fastsync_exit_##n(PyObject *self, PyObject *const *args, \
-                                           Py_ssize_t nargs) \
-        { (void)args; \
-          if (nargs != 3 && fastsync_exit_strict[n]) return fastsync_exit_refuse(nargs); \
-          return fastsync_exit_impl[n](self); }
-    FASTSYNC_EXIT(0)
-    FASTSYNC_EXIT(1)
-    FASTSYNC_EXIT(2)
-    FASTSYNC_EXIT(3)
-
-    #define FASTSYNC_EXIT_DEF(n) \
-        {"__exit__", (PyCFunction)(void (*)(void))fastsync_exit_##n, METH_FASTCALL, \
-         "__exit__($self, /, *exc_info)\\n--\\n\\nRelease; the arguments are ignored."}
-    static PyMethodDef fastsync_exit_defs[4] = {
-        FASTSYNC_EXIT_DEF(0), FASTSYNC_EXIT_DEF(1), FASTSYNC_EXIT_DEF(2), FASTSYNC_EXIT_DEF(3)
-    };
-    #define FASTSYNC_EXIT3_DEF(n) \
-        {"__exit__", (PyCFunction)(void (*)(void))fastsync_exit_##n, METH_FASTCALL, \
-         "__exit__($self, exc_type, exc_value, exc_tb, /)\\n--\\n\\nRelease; the arguments are ignored."}
-    static PyMethodDef fastsync_exit3_defs[2] = { FASTSYNC_EXIT3_DEF(0), FASTSYNC_EXIT3_DEF(1) };
-
-    static int fastsync_install_exit(PyObject *type, int slot, fastsync_exit_fn impl)
-    {
-        PyTypeObject *tp = (PyTypeObject *)type;
-        PyObject *method;
-        int failed;
-        fastsync_exit_impl[slot] = impl;
-        fastsync_exit_strict[slot] = slot < 2 && fastsync_lock_exit_takes_three;
-        method = PyDescr_NewMethod(tp, fastsync_exit_strict[slot] ? &fastsync_exit3_defs[slot]
-                                                                  : &fastsync_exit_defs[slot]);
-        if (method == NULL)
-            return -1;
-        failed = PyDict_SetItemString(tp->tp_dict, "__exit__", method);
-        Py_DECREF(method);
-        PyType_Modified(tp);
-        return failed;
-    }
-    """
-    ctypedef object (*fastsync_exit_fn)(object)
-    int fastsync_install_exit(object type, int slot, fastsync_exit_fn impl) except -1
-    int fastsync_lock_exit_takes_three
-
-
-def _lock_exit_takes_three():
-    lock = _thread.allocate_lock()
-    lock.acquire()
-    try:
-        lock.__exit__(None, None, None, None)
-    except TypeError:
-        return True
-    return False
-
-
-# ---------------------------------------------------------------------------
 # __enter__ with acquire's arguments
 #
 # Up to 3.14 the __enter__ of _thread's locks is their acquire: it takes the
@@ -160,6 +80,18 @@ def _enter_takes_acquire_arguments(stdlib_lock_type):
 # ---------------------------------------------------------------------------
 # Arguments
 
+# Whether _thread's locks refuse an __exit__ with other than three arguments
+# (since 3.15), which ours then do too (see _exit.pxi).
+def _lock_exit_takes_three():
+    lock = _thread.allocate_lock()
+    lock.acquire()
+    try:
+        lock.__exit__(None, None, None, None)
+    except TypeError:
+        return True
+    return False
+
+
 # acquire()'s "wait forever": -1 seconds, compared in nanoseconds as CPython does.
 cdef int64_t INFINITE_NS = -1000000000
 # The largest timeout threading accepts (TIMEOUT_MAX seconds), in nanoseconds.
@@ -170,42 +102,50 @@ _stdlib_allocate_lock = _thread.allocate_lock
 _index = __import__("operator").index
 
 
-cdef int raise_stdlib_error(object blocking, object timeout) except -1:
-    """Raise what threading raises for acquire(blocking, timeout).
+# A timeout no acquire() takes, in nanoseconds: what seconds_to_ns returns,
+# with no exception set, for a value that does not fit, and what the parsers
+# that raise threading's error return with it set.  Valid results are -1
+# (wait forever), 0 or more, so Cython's error checks can use it.
+cdef enum:
+    REFUSED_TIMEOUT_NS = -2
 
-    Returns 0 if threading accepts the arguments after all (a timeout that
-    has only __float__, which 3.15 takes)."""
+
+cdef int raise_if_threading_refuses(object blocking, object timeout) except -1:
+    """Raise what threading raises for acquire(blocking, timeout), if it
+    refuses them; returns 0 if it accepts them after all (a timeout that has
+    only __float__, which 3.15 takes)."""
     probe = _stdlib_allocate_lock()
     if probe.acquire(blocking, timeout):   # never blocks: the lock is new
         probe.release()
     return 0
 
 
-cdef int64_t seconds_to_ns(object timeout) except? -2:
+cdef int64_t seconds_to_ns(object timeout) except? REFUSED_TIMEOUT_NS:
     """timeout in seconds -> nanoseconds, rounded away from zero like CPython.
 
-    Returns -2 (with no exception set) when the value does not fit."""
+    Returns REFUSED_TIMEOUT_NS (with no exception set) when the value does
+    not fit."""
     cdef double seconds, ns
     cdef long long whole
     cdef int overflow
     if PyFloat_Check(timeout):
         seconds = PyFloat_AS_DOUBLE(timeout)
         if isnan(seconds):
-            return -2
+            return REFUSED_TIMEOUT_NS
         ns = seconds * 1e9
         ns = ceil(ns) if ns >= 0 else floor(ns)
         if not (-9.223372036854775808e18 <= ns < 9.223372036854775808e18):
-            return -2
+            return REFUSED_TIMEOUT_NS
         return <int64_t>ns
     if not PyLong_Check(timeout):
         try:
             timeout = _index(timeout)
         except TypeError:
-            raise_stdlib_error(True, timeout)
+            raise_if_threading_refuses(True, timeout)
             return seconds_to_ns(float(timeout))   # accepted through __float__ (3.15)
     whole = PyLong_AsLongLongAndOverflow(timeout, &overflow)
     if overflow or not (-9223372036 <= whole <= 9223372036):
-        return -2
+        return REFUSED_TIMEOUT_NS
     return whole * 1000000000
 
 
@@ -221,20 +161,20 @@ cdef bint blocking_flag(object blocking) except -1:
     try:
         value = PyLong_AsLongLongAndOverflow(_index(blocking), &overflow)
     except TypeError:
-        raise_stdlib_error(blocking, -1)
+        raise_if_threading_refuses(blocking, -1)
         return int(blocking) != 0    # 3.9 accepted it through __int__
     if overflow or not (-2147483648 <= value <= 2147483647):
-        raise_stdlib_error(blocking, -1)
+        raise_if_threading_refuses(blocking, -1)
     return value != 0
 
 
-cdef int64_t acquire_timeout_ns(object blocking, object timeout) except -2:
+cdef int64_t acquire_timeout_ns(object blocking, object timeout) except REFUSED_TIMEOUT_NS:
     """acquire()'s arguments -> -1 (wait forever), 0 (don't wait) or a timeout in ns."""
     cdef bint block = blocking_flag(blocking)
     cdef int64_t ns = seconds_to_ns(timeout)
-    if ns == -2 or (not block and ns != INFINITE_NS) or (ns < 0 and ns != INFINITE_NS) \
+    if ns == REFUSED_TIMEOUT_NS or (not block and ns != INFINITE_NS) or (ns < 0 and ns != INFINITE_NS) \
             or ns > TIMEOUT_MAX_NS:
-        raise_stdlib_error(blocking, timeout)
+        raise_if_threading_refuses(blocking, timeout)
         raise AssertionError(f"fastsync rejected acquire({blocking!r}, {timeout!r}) "
                              "but threading accepts it")
     if not block:
@@ -255,7 +195,7 @@ cdef inline bint is_wait_forever(object timeout) except -1:
     return (type(timeout) is int or type(timeout) is float) and timeout == -1
 
 
-cdef inline int64_t timeout_for(object blocking, object timeout) except -2:
+cdef inline int64_t timeout_for(object blocking, object timeout) except REFUSED_TIMEOUT_NS:
     """acquire_timeout_ns with the two common calls, acquire() and
     acquire(False), answered without a full parse."""
     if is_wait_forever(timeout):

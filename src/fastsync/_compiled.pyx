@@ -1,13 +1,9 @@
-# cython: language_level=3, binding=False, embedsignature=True, embedsignature.format=clinic
-# cython: boundscheck=False, wraparound=False, auto_pickle=False
-# cython: always_allow_keywords=False
-# (That makes methods without arguments METH_NOARGS and those with one
-# required argument METH_O: the interpreter calls them on its cheapest paths.)
 """The compiled backend: the Python types over csrc/fastsync.h.
 
 The C layer's declarations are in _compiled.pxd; the parts of this module
 are the .pxi files included below, in the order they are needed; the
-module's start-up is at the end, in one place.
+module's start-up is at the end, in one place.  Cython's directives are in
+setup.py, shared with the benchmark's floor.
 
 Every uncontended operation is one atomic instruction done while holding the
 GIL.  The GIL is released only around a wait that must block; when a signal
@@ -24,7 +20,6 @@ cimport cython
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.float cimport PyFloat_Check, PyFloat_AS_DOUBLE
 from cpython.long cimport PyLong_Check, PyLong_AsLongLongAndOverflow
-from cpython.pythread cimport PyThread_start_new_thread
 from libc.math cimport ceil, floor, isnan
 from libc.stdint cimport UINT64_MAX, int64_t, uint32_t, uint64_t, uintptr_t
 
@@ -43,7 +38,8 @@ __all__ = ["Barrier", "BoundedSemaphore", "Condition", "Event", "Lock", "RLock",
 
 WAIT_BACKEND = FS_WAIT_BACKEND_NAME.decode("ascii")
 
-include "_arguments.pxi"       # calls: __exit__ without a tuple, timeouts, blocking
+include "_exit.pxi"            # __exit__ without an argument tuple
+include "_arguments.pxi"       # __enter__ with arguments, timeouts, blocking
 include "_waiting.pxi"         # spinning, the GIL hint, the blocking loops
 include "_lock.pxi"
 include "_rlock.pxi"
@@ -51,7 +47,6 @@ include "_event.pxi"
 include "_semaphore.pxi"
 include "_condition.pxi"       # Condition, and Barrier over it
 include "_under_gevent.pxi"    # threading's cooperative primitives under gevent
-include "_bench_floor.pxi"     # empty methods of the same shapes, for bench/
 
 
 # ---------------------------------------------------------------------------

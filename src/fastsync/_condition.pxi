@@ -1,35 +1,96 @@
 # ---------------------------------------------------------------------------
 # Condition
 
-# How a Condition reaches its lock: fastsync's own locks natively, any other
-# lock through the methods threading.Condition uses.
-cdef enum LockKind:
-    FOREIGN_LOCK, FS_LOCK, FS_RLOCK
+# What a Condition needs of its lock, chosen once by the lock's type when
+# the Condition is made: fastsync's Lock and RLock are reached in C, any other
+# lock through its methods, as threading.Condition reaches it.
+ctypedef struct LockAdapter:
+    object (*enter)(object lock)
+    # __exit__ with the three arguments of a `with`, which it ignores; NULL:
+    # the lock's own __exit__ is called.
+    fastsync_exit_fn exit
+    bint (*owned)(object condition) except -1
+    # For wait(): let go of the lock entirely (an RLock's levels are noted in
+    # `levels`, any other lock's state returned), then take it back for sure.
+    object (*release_save)(object condition, RLockLevels *levels)
+    int (*acquire_restore)(object condition, object saved, const RLockLevels *levels) except -1
 
 
-cdef int lock_acquire_deferring_signals(fs_lock *lock) except -1:
-    """Acquire for sure, then raise what a signal handler raised meanwhile:
-    code after Condition.wait() must hold the lock even when interrupted."""
-    pending = None
-    while True:
-        try:
-            lock_acquire_blocking(lock, -1)
-            break
-        except BaseException as error:
-            if pending is None:
-                pending = error
-    if pending is not None:
-        raise pending
+cdef object fs_lock_enter(object lock):
+    if not fs_lock_try_acquire(&(<Lock>lock)._lock):
+        lock_acquire_blocking(&(<Lock>lock)._lock, -1)
+    return True
+
+cdef bint fs_lock_owned(object condition) except -1:
+    # A Lock has no owner; like threading, "held by someone" counts.
+    return fs_lock_is_locked(&(<Lock>(<Condition>condition)._lock)._lock)
+
+cdef object fs_lock_release_save(object condition, RLockLevels *levels):
+    lock_exit((<Condition>condition)._lock)
+    return None
+
+cdef int fs_lock_acquire_restore(object condition, object saved, const RLockLevels *levels) except -1:
+    cdef fs_lock *lock = &(<Lock>(<Condition>condition)._lock)._lock
+    if not fs_lock_try_acquire(lock):
+        lock_acquire_deferring_signals(lock)
     return 0
+
+cdef LockAdapter FS_LOCK_ADAPTER = LockAdapter(
+    enter=fs_lock_enter, exit=lock_exit, owned=fs_lock_owned,
+    release_save=fs_lock_release_save, acquire_restore=fs_lock_acquire_restore)
+
+
+cdef object fs_rlock_enter(object lock):
+    return (<RLock>lock)._acquire(-1)
+
+cdef bint fs_rlock_owned(object condition) except -1:
+    return (<RLock>(<Condition>condition)._lock)._owned(thread_id())
+
+cdef object fs_rlock_release_save(object condition, RLockLevels *levels):
+    (<RLock>(<Condition>condition)._lock)._release_levels(levels)
+    return None
+
+cdef int fs_rlock_acquire_restore(object condition, object saved, const RLockLevels *levels) except -1:
+    return (<RLock>(<Condition>condition)._lock)._restore_levels(levels, True)
+
+cdef LockAdapter FS_RLOCK_ADAPTER = LockAdapter(
+    enter=fs_rlock_enter, exit=rlock_exit, owned=fs_rlock_owned,
+    release_save=fs_rlock_release_save, acquire_restore=fs_rlock_acquire_restore)
+
+
+cdef object foreign_lock_enter(object lock):
+    return lock.__enter__()
+
+cdef bint foreign_lock_owned(object condition) except -1:
+    cdef Condition self = <Condition>condition
+    if self._lock_is_owned is not None:
+        return self._lock_is_owned()
+    if self._lock.acquire(False):
+        self._lock.release()
+        return False
+    return True
+
+cdef object foreign_lock_release_save(object condition, RLockLevels *levels):
+    return condition._release_save()
+
+cdef int foreign_lock_acquire_restore(object condition, object saved,
+                                      const RLockLevels *levels) except -1:
+    condition._acquire_restore(saved)
+    return 0
+
+cdef LockAdapter FOREIGN_LOCK_ADAPTER = LockAdapter(
+    enter=foreign_lock_enter, exit=NULL, owned=foreign_lock_owned,
+    release_save=foreign_lock_release_save, acquire_restore=foreign_lock_acquire_restore)
 
 
 cdef class Condition:
     """Lets threads wait until notified, like threading.Condition."""
 
     cdef readonly object _lock
-    cdef LockKind _kind
+    cdef const LockAdapter *_adapter
     cdef fs_cond _queue
-    cdef object _foreign_is_owned, _foreign_release_save, _foreign_acquire_restore
+    # The lock's own methods where it has them, as threading.Condition takes them.
+    cdef object _lock_is_owned, _lock_release_save, _lock_acquire_restore
     cdef object __weakref__
 
     def __init__(self, lock=None):
@@ -38,14 +99,14 @@ cdef class Condition:
         self._lock = lock
         fs_cond_init(&self._queue)
         if type(lock) is Lock:
-            self._kind = FS_LOCK
+            self._adapter = &FS_LOCK_ADAPTER
         elif type(lock) is RLock:
-            self._kind = FS_RLOCK
+            self._adapter = &FS_RLOCK_ADAPTER
         else:
-            self._kind = FOREIGN_LOCK
-            self._foreign_is_owned = getattr(lock, "_is_owned", None)
-            self._foreign_release_save = getattr(lock, "_release_save", None)
-            self._foreign_acquire_restore = getattr(lock, "_acquire_restore", None)
+            self._adapter = &FOREIGN_LOCK_ADAPTER
+        self._lock_is_owned = getattr(lock, "_is_owned", None)
+        self._lock_release_save = getattr(lock, "_release_save", None)
+        self._lock_acquire_restore = getattr(lock, "_acquire_restore", None)
 
     # -- the lock ------------------------------------------------------------
 
@@ -58,22 +119,13 @@ cdef class Condition:
         return self._lock.release()
 
     def __enter__(self):
-        if self._kind == FS_LOCK:
-            if not fs_lock_try_acquire(&(<Lock>self._lock)._lock):
-                lock_acquire_blocking(&(<Lock>self._lock)._lock, -1)
-            return True
-        if self._kind == FS_RLOCK:
-            return (<RLock>self._lock)._acquire(-1)
-        return self._lock.__enter__()
+        return self._adapter.enter(self._lock)
 
     def __exit__(self, *args):
         # Other than three arguments: whatever the lock's own __exit__ says
         # (since 3.15 _thread's, and so ours, refuse them).
-        if len(args) == 3:
-            if self._kind == FS_LOCK:
-                return lock_exit(self._lock)
-            if self._kind == FS_RLOCK:
-                return rlock_exit(self._lock)
+        if len(args) == 3 and self._adapter.exit != NULL:
+            return self._adapter.exit(self._lock)
         return self._lock.__exit__(*args)
 
     def locked(self):
@@ -84,34 +136,20 @@ cdef class Condition:
         return self._owned()
 
     @cython.final
-    cdef bint _owned(self) except -1:
-        if self._kind == FS_RLOCK:
-            return (<RLock>self._lock)._owned(thread_id())
-        if self._kind == FS_LOCK:
-            # A Lock has no owner; like threading, "held by someone" counts.
-            return fs_lock_is_locked(&(<Lock>self._lock)._lock)
-        if self._foreign_is_owned is not None:
-            return self._foreign_is_owned()
-        if self._lock.acquire(False):
-            self._lock.release()
-            return False
-        return True
+    cdef inline bint _owned(self) except -1:
+        return self._adapter.owned(self)
 
     def _release_save(self):
-        if self._foreign_release_save is not None:
-            return self._foreign_release_save()
-        if self._kind == FS_RLOCK:
-            return (<RLock>self._lock)._release_save()
+        if self._lock_release_save is not None:
+            return self._lock_release_save()
         self._lock.release()
         return None
 
     @cython.always_allow_keywords(True)   # threading's takes x=... too
     def _acquire_restore(self, x):
         # threading.Condition names the saved state `x`.
-        if self._foreign_acquire_restore is not None:
-            self._foreign_acquire_restore(x)
-        elif self._kind == FS_RLOCK:
-            (<RLock>self._lock)._acquire_restore(x)
+        if self._lock_acquire_restore is not None:
+            self._lock_acquire_restore(x)
         else:
             self._lock.acquire()
 
@@ -122,7 +160,7 @@ cdef class Condition:
         passes, take the lock back.  Returns False on timeout, else True."""
         cdef fs_cond_waiter *waiter
         cdef int64_t timeout_ns = -1
-        cdef uintptr_t count = 0, owner = 0
+        cdef RLockLevels levels
         cdef bint notified = False
         if not self._owned():
             raise RuntimeError("cannot wait on un-acquired lock")
@@ -131,29 +169,13 @@ cdef class Condition:
         waiter = fs_cond_enqueue(&self._queue)
         if waiter == NULL:
             raise MemoryError()
-        saved = None
         try:
-            # Let go of the lock (all levels of an RLock).
-            if self._kind == FS_RLOCK:
-                count = fs_rlock_count(&(<RLock>self._lock)._rlock)
-                owner = fs_load_uptr_relaxed(&(<RLock>self._lock)._rlock.owner)
-                fs_rlock_release_all(&(<RLock>self._lock)._rlock)
-            elif self._kind == FS_LOCK:
-                if not fs_lock_release(&(<Lock>self._lock)._lock):
-                    raise RuntimeError("release unlocked lock")
-            else:
-                saved = self._release_save()
+            saved = self._adapter.release_save(self, &levels)   # all levels of an RLock
             try:
                 notified = timeout_ns != 0 and condition_wait_blocking(waiter, timeout_ns)
             finally:
                 # Take it back whatever happened, as threading does.
-                if self._kind == FS_RLOCK:
-                    lock_acquire_deferring_signals(&(<RLock>self._lock)._rlock.lock)
-                    fs_rlock_take(&(<RLock>self._lock)._rlock, owner, count)
-                elif self._kind == FS_LOCK:
-                    lock_acquire_deferring_signals(&(<Lock>self._lock)._lock)
-                else:
-                    self._acquire_restore(saved)
+                self._adapter.acquire_restore(self, saved, &levels)
         finally:
             # A notify that raced with a timeout still counts.
             notified = fs_cond_dequeue(&self._queue, waiter)

@@ -67,6 +67,12 @@ cdef bint RLOCK_IS_RECURSIVE_MUTEX = _rlock_is_recursive_mutex()
 _stdlib_rlock = _thread.RLock
 
 
+# What _release_save lets go of and _acquire_restore takes back: every level.
+ctypedef struct RLockLevels:
+    uintptr_t count
+    uintptr_t owner
+
+
 cdef class RLock:
     """A reentrant lock, like threading.RLock; only its owner may release it."""
 
@@ -154,37 +160,55 @@ cdef class RLock:
         return fs_rlock_owned_count(&self._rlock, thread_id())
 
     def _release_save(self):
+        cdef RLockLevels levels
+        self._release_levels(&levels)
+        if RLOCK_IS_RECURSIVE_MUTEX:
+            return (<Py_ssize_t>levels.count, levels.owner)   # 3.14+ hands the count back signed
+        return (levels.count, levels.owner)
+
+    @cython.final
+    cdef int _release_levels(self, RLockLevels *levels) except -1:
+        """_release_save without the tuple (Condition.wait uses it too)."""
         # Up to 3.13, like CPython's, this checks only that the lock is held,
         # not by whom; since then only the owner may.
-        cdef uintptr_t count = fs_rlock_count(&self._rlock)
-        cdef uintptr_t owner = fs_load_uptr_relaxed(&self._rlock.owner)
+        levels.count = fs_rlock_count(&self._rlock)
+        levels.owner = fs_load_uptr_relaxed(&self._rlock.owner)
         if RLOCK_IS_RECURSIVE_MUTEX:
-            if owner != thread_id():
+            if levels.owner != thread_id():
                 raise RuntimeError("cannot release un-acquired lock")
-        elif count == 0:
+        elif levels.count == 0:
             raise RuntimeError("cannot release un-acquired lock")
         fs_rlock_release_all(&self._rlock)
-        if RLOCK_IS_RECURSIVE_MUTEX:
-            return (<Py_ssize_t>count, owner)   # 3.14+ hands the count back signed
-        return (count, owner)
+        return 0
 
     def _acquire_restore(self, state, /):
-        cdef unsigned long count, owner
+        cdef RLockLevels levels
         try:
             if not (isinstance(state, (tuple, list)) and len(state) == 2):
                 raise TypeError
             if RLOCK_IS_RECURSIVE_MUTEX:
-                count = <unsigned long>PyLong_AsSsize_t(_index(state[0]))
+                levels.count = <unsigned long>PyLong_AsSsize_t(_index(state[0]))
             else:
-                count = PyLong_AsUnsignedLongMask(_index(state[0]))
-            owner = PyLong_AsUnsignedLongMask(_index(state[1]))
+                levels.count = PyLong_AsUnsignedLongMask(_index(state[0]))
+            levels.owner = PyLong_AsUnsignedLongMask(_index(state[1]))
         except (TypeError, OverflowError):
             # The interpreter's own lock raises the error threading gives.
             _stdlib_rlock()._acquire_restore(state)
             raise
+        self._restore_levels(&levels, False)
+
+    @cython.final
+    cdef int _restore_levels(self, const RLockLevels *levels, bint defer_signals) except -1:
+        """_acquire_restore without the tuple.  With defer_signals the lock is
+        taken for sure, as Condition.wait must (lock_acquire_deferring_signals);
+        without, a signal handler's exception stops the wait."""
         if not fs_lock_try_acquire(&self._rlock.lock):
-            lock_acquire_blocking(&self._rlock.lock, -1)
-        fs_rlock_take(&self._rlock, owner, count)
+            if defer_signals:
+                lock_acquire_deferring_signals(&self._rlock.lock)
+            else:
+                lock_acquire_blocking(&self._rlock.lock, -1)
+        fs_rlock_take(&self._rlock, levels.owner, levels.count)
+        return 0
 
     def _at_fork_reinit(self):
         fs_rlock_init(&self._rlock)

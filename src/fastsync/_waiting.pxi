@@ -38,6 +38,13 @@ def _set_spin_ns(ns):
     return previous
 
 
+def _spin_ns():
+    """How long a blocked thread (other than the main thread) looks before it
+    sleeps, in nanoseconds.  For the benchmark's floor, which spins as long;
+    not part of the API."""
+    return spin_budget_ns
+
+
 def _spinning_threads():
     """How many threads spin right now.  For tests; not part of the API."""
     return fs_spinning_threads()
@@ -182,6 +189,22 @@ cdef bint lock_acquire_blocking(fs_lock *lock, int64_t timeout_ns) except -1:
     # Had the lock been taken over, this thread would not be here.
     fs_lock_note_owner_has_gil(lock)
     return True
+
+
+cdef int lock_acquire_deferring_signals(fs_lock *lock) except -1:
+    """Acquire for sure, then raise what a signal handler raised meanwhile:
+    code after Condition.wait() must hold the lock even when interrupted."""
+    pending = None
+    while True:
+        try:
+            lock_acquire_blocking(lock, -1)
+            break
+        except BaseException as error:
+            if pending is None:
+                pending = error
+    if pending is not None:
+        raise pending
+    return 0
 
 
 # Event

@@ -1,10 +1,29 @@
-# ---------------------------------------------------------------------------
-# The benchmark's floor: methods of the same shapes that do nothing, so
-# bench/ can show the cost of the Python call itself, which no lock can beat.
+"""The benchmark's floor: what no lock can beat, for bench/ only.
+
+Built as fastsync._bench_floor next to fastsync's own extension, by the same
+build, when FASTSYNC_BENCH_FLOOR=1 is set (see setup.py); users' fastsync has
+none of it.
+
+The classes have methods of the same shapes as fastsync's primitives that do
+nothing, so bench/ can show the cost of the Python call itself.
+_native_handoffs does the benchmark's hand-offs (ping-pong, Barrier) between
+two C threads over fastsync's wait layer, with no Python and no GIL, so bench/
+can show how much of a round trip the hand-off itself takes.
+"""
+
+cimport cython
+from cpython.pythread cimport PyThread_start_new_thread
+from libc.stdint cimport int64_t, uint32_t
+
+from fastsync._compiled cimport (FS_NO_DEADLINE, fs_atomic_u32, fs_load_u32, fs_monotonic_ns,
+                                 fs_spin_then_wait, fs_store_u32, fs_wait, fs_wake_one)
+
+include "fastsync/_exit.pxi"   # fastsync's __exit__ without an argument tuple
+
 
 @cython.final
 cdef class _CallFloor:
-    """Not a lock: every method returns at once.  For bench/ only."""
+    """Not a lock: every method returns at once."""
 
     def acquire(self, blocking=True, timeout=-1):
         return True
@@ -38,7 +57,7 @@ fastsync_install_exit(_CallFloor, 3, floor_exit)
 
 @cython.final
 cdef class _SemaphoreCallFloor:
-    """The floor in Semaphore's shapes (release takes n).  For bench/ only."""
+    """The floor in Semaphore's shapes (release takes n)."""
 
     def acquire(self, blocking=True, timeout=None):
         return True
@@ -53,11 +72,6 @@ cdef class _SemaphoreCallFloor:
 
 fastsync_install_exit(_SemaphoreCallFloor, 3, floor_exit)   # the same empty __exit__
 
-
-# The floor of the benchmark's hand-off cases (ping-pong, Barrier): the same
-# hand-offs between two C threads over the same wait layer, spinning as
-# fastsync's threads do, with no Python and no GIL, so bench/ can show how much
-# of a round trip the hand-off itself takes.
 
 ctypedef struct Handoffs:
     fs_atomic_u32 turn       # hand-offs so far; the partner moves on even turns
@@ -87,18 +101,22 @@ cdef void handoff_partner(void *arg) noexcept nogil:
     fs_wake_one(&run.finished)
 
 
-def _native_handoffs(long count):
+def _native_handoffs(long count, int64_t spin_ns):
     """Nanoseconds for `count` hand-offs between this thread and a C thread,
-    each side sleeping in the wait layer until the other passes it the turn.
-    For bench/ only: the GIL is released throughout and Ctrl-C is ignored."""
+    each side spinning for up to spin_ns (fastsync's threads spin for
+    fastsync._compiled._spin_ns()), then sleeping in the wait layer until the
+    other passes it the turn.  The GIL is released throughout and Ctrl-C is
+    ignored."""
     cdef Handoffs run
     cdef int64_t start, elapsed
     if not 0 < count < 2**30:
         raise ValueError("count must be between 1 and 2**30 - 1")
+    if not 0 <= spin_ns <= 10**9:
+        raise ValueError("spin time must be between 0 and 10**9 ns")
     fs_store_u32(&run.turn, 0)
     fs_store_u32(&run.finished, 0)
     run.limit = <uint32_t>count + 1
-    run.spin_ns = spin_budget_ns    # as in any thread but the main one
+    run.spin_ns = spin_ns
     if PyThread_start_new_thread(handoff_partner, &run) == <unsigned long>-1:
         raise RuntimeError("can't start a thread")
     with nogil:
