@@ -248,17 +248,18 @@ def restore_would_block(ref):
     return ref._is_owned() or owner_and_count(ref)[1] > 0 or would_block(ref)
 
 
-def run_side_by_side(ours, ref, steps, state_of):
+def run_side_by_side(ours, ref, steps, state_of, blocks=would_block):
     """Apply each step to both; compare outcomes and states.  A step is
     (name, args, kwargs, may_wait_long, exact_messages); may_wait_long is
-    False, True or RESTORE."""
+    False, True or RESTORE.  blocks(ref) says whether a step that may wait
+    long would wait now."""
     done = []
     for name, args, kwargs, waits_long, exact in steps:
         if waits_long is RESTORE:
             if restore_would_block(ref):
                 event(f"{name}: skipped, would block")
                 continue
-        elif waits_long and would_block(ref):
+        elif waits_long and blocks(ref):
             event(f"{name}: skipped, would block")
             continue
         done.append((name, args, kwargs))
@@ -355,18 +356,8 @@ event_steps = st.one_of(
 @SETTINGS
 @given(steps=st.lists(event_steps, max_size=60))
 def test_event_call_sequences_like_threading(backend, steps):
-    ours, ref = backend.Event(), threading.Event()
-    done = []
-    for name, args, kwargs, waits_long, exact in steps:
-        if waits_long and not ref.is_set():
-            event(f"{name}: skipped, would block")
-            continue
-        done.append((name, args, kwargs))
-        expected = observe(ref, name, args, kwargs)
-        got = observe(ours, name, args, kwargs)
-        assert same(expected, got, exact), (done, expected, got)
-        event(f"{name} -> {label(expected)}")
-        assert ours.is_set() == ref.is_set(), done
+    run_side_by_side(backend.Event(), threading.Event(), steps, state_of=lambda e: e.is_set(),
+                     blocks=lambda e: not e.is_set())
 
 
 # ---- the model itself -------------------------------------------------------------------
