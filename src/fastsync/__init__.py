@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Optional
 from threading import BrokenBarrierError
 
 from . import _common, _cooperative
-from ._env import NO_EXTENSIONS, env_flag
+from ._env import DEBUG, NO_EXTENSIONS, env_flag
 
 __all__ = [
     "BACKEND", "Barrier", "BoundedSemaphore", "BrokenBarrierError", "Condition", "Event",
@@ -134,3 +134,9 @@ def __getattr__(name):
 
 
 from ._patch import patch, patched, unpatch  # noqa: E402 - needs the classes above
+
+if env_flag(DEBUG):
+    from . import debug as _debug  # noqa: E402 - watches the backends imported above
+
+    _debug._enable_from_environment()
+    del _debug

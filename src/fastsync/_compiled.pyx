@@ -41,6 +41,7 @@ WAIT_BACKEND = FS_WAIT_BACKEND_NAME.decode("ascii")
 include "_exit.pxi"            # __exit__ without an argument tuple
 include "_arguments.pxi"       # __enter__ with arguments, timeouts, blocking
 include "_waiting.pxi"         # spinning, the GIL hint, the blocking loops
+include "_debug.pxi"           # fastsync.debug's hooks, behind one flag
 include "_lock.pxi"
 include "_rlock.pxi"
 include "_event.pxi"
@@ -110,3 +111,5 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 atexit.register(_note_exiting_thread)
 _switch_constructors()
+if sys.modules.get("fastsync.debug") is not None:
+    sys.modules["fastsync.debug"]._attach(sys.modules[__name__])

@@ -17,6 +17,8 @@ ctypedef struct LockAdapter:
 
 
 cdef object fs_lock_enter(object lock):
+    if debugging():
+        return debug_acquire(lock, &(<Lock>lock)._lock, -1)
     if not fs_lock_try_acquire(&(<Lock>lock)._lock):
         lock_acquire_blocking(&(<Lock>lock)._lock, -1)
     return True
@@ -33,6 +35,8 @@ cdef int fs_lock_acquire_restore(object condition, object saved, const RLockLeve
     cdef fs_lock *lock = &(<Lock>(<Condition>condition)._lock)._lock
     if not fs_lock_try_acquire(lock):
         lock_acquire_deferring_signals(lock)
+    if debugging():   # held again, with no new order (fs_lock_release_save told it)
+        debug_restored((<Condition>condition)._lock)
     return 0
 
 cdef LockAdapter FS_LOCK_ADAPTER = LockAdapter(

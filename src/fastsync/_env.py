@@ -15,3 +15,4 @@ def env_flag(name):
 NO_EXTENSIONS = "FASTSYNC_NO_EXTENSIONS"
 REQUIRE_EXTENSIONS = "FASTSYNC_REQUIRE_EXTENSIONS"
 NO_SPIN = "FASTSYNC_NO_SPIN"
+DEBUG = "FASTSYNC_DEBUG"   # fastsync.debug's settings: comma-separated words

@@ -28,14 +28,31 @@ _LockType = _thread.LockType   # taken now: monkey-patching replaces it later
 _StdRLock = _thread.RLock
 
 
+# fastsync.debug's tracker while it watches (see _set_debug_tracker), and
+# the one it used last: the watching locks made meanwhile keep calling it.
+_watch_new_locks = False
+_tracker: Any = None
+
+
+def _set_debug_tracker(tracker: Any) -> None:
+    """fastsync.debug switches watching on (its tracker) or off (None).  The
+    interpreter's locks can't be watched, so Lock() and RLock() return
+    watching versions while it is on; those made before are not watched."""
+    global _watch_new_locks, _tracker
+    if tracker is not None:
+        _tracker = tracker
+    _watch_new_locks = tracker is not None
+
+
 class _InterpretersLockType(type):
-    """Makes isinstance(x, Lock) true for the interpreter's own locks."""
+    """Makes isinstance(x, Lock) true for the interpreter's own locks (and
+    for the watching ones made while fastsync.debug is on)."""
 
     def __instancecheck__(cls, obj: Any) -> bool:
-        return isinstance(obj, _LockType)
+        return isinstance(obj, (_LockType, _WatchedLock))
 
     def __subclasscheck__(cls, subclass: Any) -> bool:
-        return issubclass(subclass, _LockType)
+        return issubclass(subclass, (_LockType, _WatchedLock))
 
 
 class Lock(metaclass=_InterpretersLockType):
@@ -51,6 +68,8 @@ class Lock(metaclass=_InterpretersLockType):
     held.  isinstance(lock, fastsync.Lock) is true for every such lock."""
 
     def __new__(cls) -> Any:
+        if _watch_new_locks:
+            return _WatchedLock()
         # Looked up each time: under gevent or eventlet it is theirs.
         return _thread.allocate_lock()
 
@@ -68,6 +87,62 @@ for _name in ("acquire", "release", "locked", "__enter__", "__exit__", "_at_fork
     if hasattr(_LockType, _name):
         setattr(Lock, _name, getattr(_LockType, _name))
 del _name
+
+
+class _WatchedLock:
+    """Lock() while fastsync.debug is on: the interpreter's lock, with each
+    operation told to fastsync.debug."""
+
+    __slots__ = ("_lock", "__weakref__")
+
+    def __init__(self) -> None:
+        self._lock = _thread.allocate_lock()
+        _tracker.created(self)
+
+    def _plain_acquire(self, blocking: Any = True, timeout: Any = -1) -> bool:
+        return self._lock.acquire(blocking, timeout)
+
+    def acquire(self, blocking: Any = True, timeout: Any = -1) -> bool:
+        """Acquire the lock, blocking or not, with an optional timeout in seconds."""
+        return _tracker.acquire(self, self._plain_acquire, blocking, timeout)
+
+    def release(self) -> None:
+        """Release the lock; RuntimeError if it is not locked."""
+        _tracker.released(self)
+        self._lock.release()
+
+    def locked(self) -> bool:
+        """True if the lock is held by some thread."""
+        return self._lock.locked()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+    # threading.Condition.wait() lets go of its lock and takes it back with
+    # these when the lock has them: taking it back is no new acquire.
+    def _release_save(self) -> None:
+        self.release()
+
+    def _acquire_restore(self, state: object) -> None:
+        self._lock.acquire()
+        _tracker.restored(self)
+
+    def _at_fork_reinit(self) -> None:
+        self._lock._at_fork_reinit()  # type: ignore[attr-defined]  # private, 3.9+
+
+    acquire_lock = acquire
+    release_lock = release
+    locked_lock = locked
+
+    def __repr__(self) -> str:
+        state = "locked" if self._lock.locked() else "unlocked"
+        return f"<{state} fastsync.Lock object at {id(self):#x}>"
+
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        raise TypeError("cannot pickle 'fastsync.Lock' object")
 
 
 class _Switched:
@@ -90,6 +165,14 @@ class RLock(_Switched, _StdRLock):  # type: ignore[misc]  # typeshed marks it fi
     speed; this class adds what it lacks on older Pythons and our repr."""
 
     __slots__ = ()   # the base class already supports weak references
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        # _Switched.__new__, and the watching RLock while fastsync.debug is on.
+        if _thread.allocate_lock is not _cooperative.NATIVE_ALLOCATE_LOCK:
+            return _cooperative.construct(cls, args, kwargs)
+        if _watch_new_locks and cls is RLock:
+            cls = _WatchedRLock
+        return _StdRLock.__new__(cls)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         if args or kwargs:
@@ -119,6 +202,50 @@ class RLock(_Switched, _StdRLock):  # type: ignore[misc]  # typeshed marks it fi
 
     def __reduce_ex__(self, protocol: Any) -> NoReturn:
         raise cannot_pickle(self)
+
+
+class _WatchedRLock(RLock):  # type: ignore[misc]  # RLock isn't final
+    """RLock() while fastsync.debug is on: each operation is told to it.
+    Its name and so its repr are RLock's."""
+
+    __slots__ = ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if args or kwargs:
+            check_rlock_arguments(args, kwargs, stacklevel=2)
+        _tracker.created(self)
+
+    def _plain_acquire(self, blocking: Any = True, timeout: Any = -1) -> bool:
+        return _StdRLock.acquire(self, blocking, timeout)
+
+    def acquire(self, blocking: Any = True, timeout: Any = -1) -> bool:
+        """Acquire the lock, or count one more level if this thread holds it."""
+        if _StdRLock._is_owned(self):  # type: ignore[attr-defined]  # private
+            return _StdRLock.acquire(self, blocking, timeout)   # a re-entry is no acquire
+        return _tracker.acquire(self, self._plain_acquire, blocking, timeout)
+
+    def release(self) -> None:
+        """Undo one acquire(); RuntimeError unless this thread holds the lock."""
+        if _StdRLock._is_owned(self) and self._recursion_count() == 1:  # type: ignore[attr-defined]
+            _tracker.released(self)
+        _StdRLock.release(self)
+
+    __enter__ = acquire   # as _thread.RLock's
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+    def _release_save(self) -> Any:
+        if _StdRLock._is_owned(self):  # type: ignore[attr-defined]  # private
+            _tracker.released(self)
+        return _StdRLock._release_save(self)  # type: ignore[attr-defined]  # private
+
+    def _acquire_restore(self, state: Any) -> None:
+        _StdRLock._acquire_restore(self, state)  # type: ignore[attr-defined]  # private
+        _tracker.restored(self)
+
+
+_WatchedRLock.__name__ = _WatchedRLock.__qualname__ = "RLock"
 
 
 def _owner_and_count(rlock: RLock) -> Tuple[int, int]:
@@ -345,3 +472,14 @@ class BoundedSemaphore(Semaphore):
 
 
 Barrier = make_barrier_class(Condition, Lock, __name__)
+
+
+def _attach_debug() -> None:
+    import sys
+
+    debug = sys.modules.get("fastsync.debug")
+    if debug is not None:
+        debug._attach(sys.modules[__name__])
+
+
+_attach_debug()

@@ -9,13 +9,16 @@ cdef class Lock:
     cdef object __weakref__
 
     def __init__(self):
-        pass
+        if debugging():
+            debug_created(self)
 
     def acquire(self, blocking=True, timeout=-1):
         """Acquire the lock, blocking or not, with an optional timeout in seconds.
 
         Returns True if the lock was acquired, False if not."""
         cdef int64_t timeout_ns = timeout_for(blocking, timeout)
+        if debugging():
+            return debug_acquire(self, &self._lock, timeout_ns)
         if fs_lock_try_acquire(&self._lock):
             return True
         if timeout_ns == 0:
@@ -23,12 +26,16 @@ cdef class Lock:
         return lock_acquire_blocking(&self._lock, timeout_ns)
 
     def __enter__(self):
+        if debugging():
+            return debug_acquire(self, &self._lock, -1)
         if not fs_lock_try_acquire(&self._lock):
             lock_acquire_blocking(&self._lock, -1)
         return True
 
     def release(self):
         """Release the lock; RuntimeError if it is not locked."""
+        if debugging():
+            debug_releasing(self)
         if not fs_lock_release(&self._lock):
             raise RuntimeError("release unlocked lock")
 
@@ -55,6 +62,8 @@ cdef class Lock:
 
 
 cdef object lock_exit(object self):
+    if debugging():
+        debug_releasing(self)
     if not fs_lock_release(&(<Lock>self)._lock):
         raise RuntimeError("release unlocked lock")
 
@@ -64,7 +73,8 @@ cdef object lock_exit(object self):
 # parsing.  So Lock gets an acquire written in C that answers those calls
 # (no keywords, blocking given as True or False or not at all) when the lock
 # is free, or held and not to be waited for, and hands every other call to
-# the Cython method above, which parses the arguments and blocks.
+# the Cython method above, which parses the arguments and blocks (and every
+# call while fastsync.debug watches).
 
 cdef extern from *:
     """
@@ -74,7 +84,7 @@ cdef extern from *:
     static PyObject *fastsync_lock_acquire(PyObject *self, PyObject *const *args,
                                            Py_ssize_t nargs, PyObject *kwnames)
     {
-        if (kwnames == NULL && nargs <= 1) {
+        if (kwnames == NULL && nargs <= 1 && !fastsync_debugging()) {
             PyObject *blocking = nargs ? args[0] : Py_True;
             if (blocking == Py_True || blocking == Py_False) {
                 if (fs_lock_try_acquire((fs_lock *)((char *)self + fastsync_lock_offset)))

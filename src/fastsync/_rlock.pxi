@@ -82,12 +82,16 @@ cdef class RLock:
     def __init__(self, *args, **kwargs):
         if args or kwargs:
             check_rlock_arguments(args, kwargs, stacklevel=1)   # Cython adds no frame
+        if debugging():
+            debug_created(self)
 
     @cython.final
     cdef inline bint _acquire(self, int64_t timeout_ns) except -1:
         """Take the lock, or count one more level if this thread holds it;
         timeout_ns: -1 waits for ever, 0 doesn't wait."""
         cdef uintptr_t me = thread_id()
+        if debugging():
+            return self._acquire_debugged(me, timeout_ns)
         # A free lock can't be ours: the uncontended case never looks at the owner.
         if fs_lock_try_acquire(&self._rlock.lock):
             fs_rlock_take_first(&self._rlock, me)
@@ -112,6 +116,16 @@ cdef class RLock:
         fs_rlock_take_first(&self._rlock, me)
         return True
 
+    @cython.final
+    cdef bint _acquire_debugged(self, uintptr_t me, int64_t timeout_ns) except -1:
+        """_acquire while fastsync.debug watches: a re-entry is not an acquire."""
+        if self._owned(me):
+            return self._acquire_held(me, timeout_ns)
+        if not debug_acquire(self, &self._rlock.lock, timeout_ns):
+            return False
+        fs_rlock_take_first(&self._rlock, me)
+        return True
+
     def acquire(self, blocking=True, timeout=-1):
         """Acquire the lock, or count one more level if this thread holds it.
 
@@ -124,6 +138,8 @@ cdef class RLock:
 
     @cython.final
     cdef inline int _release_one(self) except -1:
+        if debugging() and fs_rlock_owned_count(&self._rlock, thread_id()) == 1:
+            debug_releasing(self)
         if not fs_rlock_release_one(&self._rlock, thread_id()):
             return self._release_unowned()
         return 0
@@ -178,6 +194,8 @@ cdef class RLock:
                 raise RuntimeError("cannot release un-acquired lock")
         elif levels.count == 0:
             raise RuntimeError("cannot release un-acquired lock")
+        if debugging():
+            debug_releasing(self)
         fs_rlock_release_all(&self._rlock)
         return 0
 
@@ -208,6 +226,8 @@ cdef class RLock:
             else:
                 lock_acquire_blocking(&self._rlock.lock, -1)
         fs_rlock_take(&self._rlock, levels.owner, levels.count)
+        if debugging():
+            debug_restored(self)
         return 0
 
     def _at_fork_reinit(self):
