@@ -167,12 +167,9 @@ class RLock(_Switched, _StdRLock):  # type: ignore[misc]  # typeshed marks it fi
     __slots__ = ()   # the base class already supports weak references
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        # _Switched.__new__, and the watching RLock while fastsync.debug is on.
-        if _thread.allocate_lock is not _cooperative.NATIVE_ALLOCATE_LOCK:
-            return _cooperative.construct(cls, args, kwargs)
         if _watch_new_locks and cls is RLock:
             cls = _WatchedRLock
-        return _StdRLock.__new__(cls)
+        return super().__new__(cls, *args, **kwargs)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         if args or kwargs:
