@@ -41,3 +41,26 @@ def use_every_primitive() -> None:
     assert index == 0 and barrier.parties == 1
     backend: str = fastsync.BACKEND
     assert backend in ("cython", "python")
+
+
+def use_the_diagnostics(path: str) -> None:
+    import fastsync.debug
+
+    fastsync.debug.enable(lock_order=True, on_inversion="raise", profile=False)
+    try:
+        for cycle in fastsync.debug.find_deadlocks():
+            for entry in cycle:
+                ident: int = entry.thread
+                lines: list = entry.stack + entry.holding
+                print(ident, entry.name, entry.waiting_for, lines)
+    except fastsync.debug.LockOrderError:
+        pass
+    finally:
+        fastsync.debug.disable()
+    with fastsync.debug.profile() as prof:
+        pass
+    table: str = prof.report()
+    prof.write_collapsed(path)
+    waited: float = sum(row.total_wait for row in prof.stats())
+    warning: type = fastsync.debug.LockOrderWarning
+    assert issubclass(warning, RuntimeWarning) and table and waited >= 0
