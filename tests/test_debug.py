@@ -80,6 +80,14 @@ def test_ab_ba_is_reported_before_any_deadlock(enabled, backend, thread_warnings
     assert not a.locked() and not b.locked()
 
 
+@pytest.fixture
+def raising():
+    """Lock-order checking that raises LockOrderError, for the test."""
+    debug.enable(on_inversion="raise")
+    yield debug
+    debug.disable()
+
+
 def test_rlocks_and_condition_locks_are_checked(enabled, backend, thread_warnings):
     r = backend.RLock()
     cond = backend.Condition()           # its own RLock
@@ -90,22 +98,18 @@ def test_rlocks_and_condition_locks_are_checked(enabled, backend, thread_warning
     assert len(order_warnings(thread_warnings)) == 1
 
 
-def test_raise_mode_refuses_the_lock(backend):
-    debug.enable(on_inversion="raise")
-    try:
-        a, b = backend.Lock(), backend.Lock()
-        nest(a, b)
-        with b:
-            with pytest.raises(LockOrderError, match="lock-order inversion"):
-                a.acquire()
-            assert not a.locked()            # not taken
-            assert b.locked()
-        # Nor is the order b -> a recorded: a -> c -> b closes no cycle.
-        c = backend.Lock()
-        nest(a, c)
-        nest(c, b)
-    finally:
-        debug.disable()
+def test_raise_mode_refuses_the_lock(raising, backend):
+    a, b = backend.Lock(), backend.Lock()
+    nest(a, b)
+    with b:
+        with pytest.raises(LockOrderError, match="lock-order inversion"):
+            a.acquire()
+        assert not a.locked()            # not taken
+        assert b.locked()
+    # Nor is the order b -> a recorded: a -> c -> b closes no cycle.
+    c = backend.Lock()
+    nest(a, c)
+    nest(c, b)
 
 
 def test_a_timed_acquire_is_checked(enabled, backend):
@@ -137,19 +141,15 @@ def test_each_cycle_is_reported_once(enabled, backend, thread_warnings):
     assert len(order_warnings(thread_warnings)) == 1
 
 
-def test_each_cycle_is_raised_once(backend):
+def test_each_cycle_is_raised_once(raising, backend):
     # A refused acquire records no order, so the same cycle comes up again.
-    debug.enable(on_inversion="raise")
-    try:
-        a, b = backend.Lock(), backend.Lock()
-        nest(a, b)
-        with pytest.raises(LockOrderError):
-            nest(b, a)
-        b.release()
-        for _ in range(3):
-            nest(b, a)
-    finally:
-        debug.disable()
+    a, b = backend.Lock(), backend.Lock()
+    nest(a, b)
+    with pytest.raises(LockOrderError):
+        nest(b, a)
+    b.release()
+    for _ in range(3):
+        nest(b, a)
 
 
 def test_the_same_order_everywhere_is_not_reported(enabled, backend, thread_warnings):

@@ -316,15 +316,7 @@ class _Tracker:
 
     def acquired(self, lock: Any) -> None:
         """After an acquire that didn't wait."""
-        if not _tracking:
-            return
-        state = _state()
-        frame = _caller() if _profiles else None
-        with _guard:
-            _drain()
-            node = _take(state, lock)
-            if _profiles:
-                _profile_acquire(node, frame, None)
+        self._count(lock, None, True)
 
     def begin_wait(self, lock: Any) -> int:
         """Before a wait for the lock; returns the clock for end_wait."""
@@ -337,7 +329,10 @@ class _Tracker:
         return time.monotonic_ns()
 
     def end_wait(self, lock: Any, started: int, acquired: bool) -> None:
-        waited = time.monotonic_ns() - started
+        self._count(lock, time.monotonic_ns() - started, acquired)
+
+    def _count(self, lock: Any, waited: Optional[int], acquired: bool) -> None:
+        """After an acquire (waited: ns, None if it didn't wait)."""
         if not _tracking:
             return
         state = _state()
@@ -607,7 +602,7 @@ class Profile:
                 out.write(f"{stack} {ns}\n")
 
 
-def _profile_acquire(node: _Node, frame: Any, waited: Optional[int], acquired: bool = True) -> None:
+def _profile_acquire(node: _Node, frame: Any, waited: Optional[int], acquired: bool) -> None:
     """With _guard held: count an acquire (waited: ns, or None if it didn't wait)."""
     if node.site is None and node.first_use is None and frame is not None:
         node.first_use = _site(frame)
