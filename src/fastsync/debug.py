@@ -370,7 +370,7 @@ class _Tracker:
         if not _lock_order:
             return
         me = _thread.get_ident()
-        for cycle in find_deadlocks():
+        for cycle in _deadlocks():
             if not any(entry.thread == me for entry in cycle):
                 continue
             with _guard:
@@ -517,6 +517,12 @@ def find_deadlocks() -> List[List[DeadlockedThread]]:
     if not _tracking:
         raise RuntimeError("fastsync.debug is not enabled: call fastsync.debug.enable() "
                            f"or set {ENVIRONMENT_VARIABLE} before the locks are used")
+    return _deadlocks()
+
+
+def _deadlocks() -> List[List[DeadlockedThread]]:
+    """find_deadlocks(), empty once debugging is off (a thread that stalled
+    may ask just after disable())."""
     with _guard:
         _drain()
         waiting = {ident: state for ident, state in _threads.items() if state.waiting_for is not None}
@@ -531,7 +537,7 @@ def find_deadlocks() -> List[List[DeadlockedThread]]:
                 path.append(current)
                 lock_id = waiting[current].waiting_for if current in waiting else None
                 holder = _holders.get(lock_id) if lock_id is not None else None
-                current = holder.ident if holder is not None and holder.ident in waiting else None
+                current = holder.ident if holder is not None and waiting.get(holder.ident) is holder else None
             if current is not None and current in on_path:
                 cycles.append([(t, waiting[t].waiting_for or 0, list(waiting[t].held))
                                for t in path[on_path[current]:]])
