@@ -233,6 +233,18 @@ def test_lock_released_by_another_thread_is_not_held(enabled, backend, thread_wa
     assert order_warnings(thread_warnings) == []
 
 
+@pytest.mark.parametrize("kind", ["Lock", "RLock"])
+def test_a_lock_reset_after_fork_is_not_held(enabled, backend, thread_warnings, kind):
+    # What a fork handler does in the child with a lock taken before the
+    # fork (logging's module lock, for one).
+    a, b = getattr(backend, kind)(), backend.Lock()
+    a.acquire()
+    a._at_fork_reinit()
+    nest(b)                              # a is free: no a -> b
+    nest(b, a)
+    assert order_warnings(thread_warnings) == []
+
+
 def test_a_collected_lock_is_forgotten(enabled, backend, thread_warnings):
     a, b = backend.Lock(), backend.Lock()
     nest(a, b)

@@ -131,6 +131,7 @@ class _WatchedLock:
         _tracker.restored(self)
 
     def _at_fork_reinit(self) -> None:
+        _tracker.released(self)      # a free lock again, whoever held it
         self._lock._at_fork_reinit()  # type: ignore[attr-defined]  # private, 3.9+
 
     acquire_lock = acquire
@@ -240,6 +241,10 @@ class _WatchedRLock(RLock):  # type: ignore[misc]  # RLock isn't final
     def _acquire_restore(self, state: Any) -> None:
         _StdRLock._acquire_restore(self, state)  # type: ignore[attr-defined]  # private
         _tracker.restored(self)
+
+    def _at_fork_reinit(self) -> None:
+        _tracker.released(self)      # a free lock again, whoever held it
+        _StdRLock._at_fork_reinit(self)  # type: ignore[attr-defined]  # private, 3.9+
 
 
 _WatchedRLock.__name__ = _WatchedRLock.__qualname__ = "RLock"

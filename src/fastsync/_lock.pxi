@@ -46,6 +46,8 @@ cdef class Lock:
         return fs_lock_is_locked(&self._lock)
 
     def _at_fork_reinit(self):
+        if debugging():
+            debug_releasing(self)   # a free lock again, whoever held it
         fs_lock_init(&self._lock)
 
     # threading.Lock's obsolete synonyms, which its objects still have.

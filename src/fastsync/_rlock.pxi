@@ -231,6 +231,8 @@ cdef class RLock:
         return 0
 
     def _at_fork_reinit(self):
+        if debugging():
+            debug_releasing(self)   # a free lock again, whoever held it
         fs_rlock_init(&self._rlock)
 
     def __repr__(self):
