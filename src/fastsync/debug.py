@@ -25,8 +25,9 @@ What is watched, on each backend:
 - pure-Python: the fallback's Lock() is the interpreter's own lock and its
   RLock acquires in _thread's code, which fastsync can't watch.  While
   debugging is on, Lock() and RLock() return watching versions instead
-  (same methods and reprs); locks created before enable() are not watched
-  at all.  Off, only Lock() and RLock() themselves test a flag.
+  (same methods and reprs); locks created before enable(), and instances of
+  user subclasses of its RLock, are not watched at all.  Off, only Lock()
+  and RLock() themselves test a flag.
 - A threading.Condition (not fastsync's) over a compiled fastsync Lock retakes
   the lock after wait() with a plain acquire(), which counts as a new one.
 
