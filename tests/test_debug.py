@@ -28,13 +28,32 @@ def enabled():
     assert not debug.enabled()
 
 
+class Recorded(list):
+    """Warnings as they are shown, from any thread; wait_for() waits for one."""
+
+    def __init__(self):
+        super().__init__()
+        self._changed = threading.Condition()
+
+    def show(self, message, category, filename, lineno, file=None, line=None):
+        with self._changed:
+            self.append(warnings.WarningMessage(message, category, filename, lineno, file, line))
+            self._changed.notify_all()
+
+    def wait_for(self, predicate, timeout=30):
+        with self._changed:
+            return self._changed.wait_for(lambda: predicate(self), timeout)
+
+
 @pytest.fixture
 def thread_warnings():
     """Warnings issued by any thread during the test, recorded (pytest's own
     capture is for the main thread's pytest.warns blocks)."""
-    with warnings.catch_warnings(record=True) as caught:
+    recorded = Recorded()
+    with warnings.catch_warnings():
         warnings.simplefilter("always")
-        yield caught
+        warnings.showwarning = recorded.show
+        yield recorded
 
 
 def order_warnings(caught):
@@ -430,11 +449,10 @@ def test_a_stalled_deadlock_is_reported_once(backend, thread_warnings, monkeypat
     debug.enable()
     try:
         _, _, end = deadlock(backend)
-        deadline = time.monotonic() + 30
-        while not any("deadlocked" in str(w.message) for w in order_warnings(thread_warnings)):
-            assert time.monotonic() < deadline, "no deadlock report"
-            time.sleep(0.01)
+        reported = thread_warnings.wait_for(
+            lambda caught: any("deadlocked" in str(w.message) for w in caught))
         assert end() == (True, True)
+        assert reported, "no deadlock report"
     finally:
         debug.disable()
     messages = [str(w.message) for w in order_warnings(thread_warnings)]
