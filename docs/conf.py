@@ -62,6 +62,8 @@ def _stub_function(qualname):
 
 
 def _signature_from_stub(app, what, name, obj, options, signature, return_annotation):
+    if name.startswith("fastsync.debug."):
+        return None   # pure Python, typed inline: autodoc reads its own signatures
     qualname = name.removeprefix("fastsync.")
     if what == "class":
         function = _stub_function(f"{qualname}.__init__")

@@ -18,6 +18,7 @@ imported: a comma-separated list of ``lock-order``, ``raise``, ``profile``).
 - profile(): per lock, acquisitions, contended ones, total and longest wait.
 
 What is watched, on each backend:
+
 - compiled: every Lock and RLock, whenever they were created.  Each acquire
   and release tests one C flag, read with relaxed ordering, which is all that
   is paid while debugging is off.  A lock created before enable() has no
