@@ -1,5 +1,6 @@
 """Small tools the tests share (importable because tests/ has no __init__.py)."""
 
+import contextlib
 import gc
 import os
 import platform
@@ -9,6 +10,7 @@ import sys
 import textwrap
 import threading
 import time
+import weakref
 
 import pytest
 
@@ -74,6 +76,27 @@ def gc_collect():
     if not CPYTHON:
         for _ in range(3):
             gc.collect()
+
+
+def assert_weakly_referenceable(make):
+    """A weak reference reaches the object, and dies with it."""
+    obj = make()
+    ref = weakref.ref(obj)
+    assert ref() is obj
+    del obj
+    gc_collect()
+    assert ref() is None
+
+
+@contextlib.contextmanager
+def switch_interval(seconds):
+    """Let the interpreter switch threads every `seconds` instead of every 5 ms."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(seconds)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
 
 
 def _sigint_as_in_a_terminal():

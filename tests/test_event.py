@@ -5,12 +5,11 @@ import pickle
 import re
 import sys
 import time
-import weakref
 
 import pytest
 
-from helpers import (LINUX, gc_collect, start, thread_cpu_seconds, threading_refuses_nan_timeout,
-                     wait_until_blocked)
+from helpers import (LINUX, assert_weakly_referenceable, start, thread_cpu_seconds,
+                     threading_refuses_nan_timeout, wait_until_blocked)
 
 
 def test_flag(Event):
@@ -178,12 +177,7 @@ def test_subclass(Event):
 
 
 def test_weak_references(Event):
-    event = Event()
-    ref = weakref.ref(event)
-    assert ref() is event
-    del event
-    gc_collect()
-    assert ref() is None
+    assert_weakly_referenceable(Event)
 
 
 @pytest.mark.parametrize("dump", [pickle.dumps, copy.copy])

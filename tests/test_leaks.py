@@ -27,7 +27,7 @@ try:
 except ImportError:      # PyPy ships tracemalloc.py but not the _tracemalloc it needs
     tracemalloc = None
 
-from helpers import LINUX, PYPY, start
+from helpers import LINUX, PYPY, start, switch_interval
 
 # Growth allowed after the warm-up: the allocator's noise (arenas, free lists,
 # caches) stays well below these; a leak of even 8 bytes per cycle over a
@@ -182,10 +182,8 @@ def settle():
 @pytest.fixture(autouse=True)
 def quiet_gil():
     """The contended workload wants real hand-offs, not 5 ms turns."""
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(1e-4)
-    yield
-    sys.setswitchinterval(previous)
+    with switch_interval(1e-4):
+        yield
 
 
 @pytest.mark.skipif(not LINUX, reason="reads RSS from /proc")

@@ -6,11 +6,10 @@ import platform
 import re
 import threading
 import time
-import weakref
 
 import pytest
 
-from helpers import (LINUX, entered_value, gc_collect, is_interpreters_lock, start,
+from helpers import (LINUX, assert_weakly_referenceable, entered_value, is_interpreters_lock, start,
                      thread_cpu_seconds, wait_until_blocked)
 
 
@@ -255,12 +254,7 @@ def test_at_fork_reinit_frees_a_held_lock(any_lock):
 
 
 def test_weak_references(any_lock):
-    lock = any_lock()
-    ref = weakref.ref(lock)
-    assert ref() is lock
-    del lock
-    gc_collect()
-    assert ref() is None
+    assert_weakly_referenceable(any_lock)
 
 
 @pytest.mark.parametrize("dump", [pickle.dumps, copy.copy, copy.deepcopy])

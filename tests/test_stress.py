@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from helpers import entered_value, start
+from helpers import entered_value, start, switch_interval
 
 pytestmark = pytest.mark.stress
 
@@ -33,11 +33,8 @@ ULONG_MAX = 2 ** (8 * ctypes.sizeof(ctypes.c_ulong)) - 1
 
 @pytest.fixture(autouse=True)
 def frequent_switches():
-    """Let the interpreter switch threads every 20 us instead of every 5 ms."""
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(2e-5)
-    yield
-    sys.setswitchinterval(previous)
+    with switch_interval(2e-5):
+        yield
 
 
 def contention(workers, seconds=RUN_SECONDS, join_timeout=30.0):
