@@ -4,20 +4,22 @@
 # Up to 3.14 the __enter__ of _thread's locks is their acquire: it takes the
 # same arguments and returns the same result (False for __enter__(False) on a
 # held lock).  Where a probe at start-up finds that, Lock and RLock get an
-# __enter__ that hands a call with arguments to the type's acquire and keeps
-# the argument-free call of `with` on the type's own __enter__.
+# __enter__ that hands a call with arguments to the type's acquire and makes
+# the argument-free call of `with` straight into the type's enter code
+# (registered per slot, as for __exit__).
 
 cdef extern from *:
     """
     typedef PyObject *(*fastsync_fastcall_kw)(PyObject *, PyObject *const *,
                                               Py_ssize_t, PyObject *);
-    static PyCFunction fastsync_enter_plain[2];
+    typedef PyObject *(*fastsync_enter_fn)(PyObject *self);
+    static fastsync_enter_fn fastsync_enter_impl[2];
     static fastsync_fastcall_kw fastsync_enter_acquire[2];
 
     #define FASTSYNC_ENTER(n) \
         static PyObject *fastsync_enter_##n(PyObject *self, PyObject *const *args, \
                                             Py_ssize_t nargs, PyObject *kwnames) \
-        { if (nargs == 0 && kwnames == NULL) return fastsync_enter_plain[n](self, NULL); \
+        { if (nargs == 0 && kwnames == NULL) return fastsync_enter_impl[n](self); \
           return fastsync_enter_acquire[n](self, args, nargs, kwnames); }
     FASTSYNC_ENTER(0)
     FASTSYNC_ENTER(1)
@@ -43,7 +45,8 @@ cdef extern from *:
     }
 
     /* Call after the type's acquire is final. */
-    static int fastsync_install_enter_taking_arguments(PyObject *type, int slot)
+    static int fastsync_install_enter_taking_arguments(PyObject *type, int slot,
+                                                       fastsync_enter_fn impl)
     {
         PyTypeObject *tp = (PyTypeObject *)type;
         PyMethodDef *plain = fastsync_method_def(tp, "__enter__", METH_NOARGS);
@@ -52,7 +55,7 @@ cdef extern from *:
         int failed;
         if (plain == NULL || acquire == NULL)
             return -1;
-        fastsync_enter_plain[slot] = plain->ml_meth;
+        fastsync_enter_impl[slot] = impl;
         fastsync_enter_acquire[slot] = (fastsync_fastcall_kw)(void (*)(void))acquire->ml_meth;
         fastsync_enter_defs[slot].ml_doc = plain->ml_doc;   /* its signature, (self, /), as threading's */
         method = PyDescr_NewMethod(tp, &fastsync_enter_defs[slot]);
@@ -64,7 +67,8 @@ cdef extern from *:
         return failed;
     }
     """
-    int fastsync_install_enter_taking_arguments(object type, int slot) except -1
+    ctypedef object (*fastsync_enter_fn)(object)
+    int fastsync_install_enter_taking_arguments(object type, int slot, fastsync_enter_fn impl) except -1
 
 
 def _enter_takes_acquire_arguments(stdlib_lock_type):

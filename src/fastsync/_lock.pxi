@@ -26,11 +26,7 @@ cdef class Lock:
         return lock_acquire_blocking(&self._lock, timeout_ns)
 
     def __enter__(self):
-        if debugging():
-            return debug_acquire(self, &self._lock, -1)
-        if not fs_lock_try_acquire(&self._lock):
-            lock_acquire_blocking(&self._lock, -1)
-        return True
+        return lock_enter(self)
 
     def release(self):
         """Release the lock; RuntimeError if it is not locked."""
@@ -61,6 +57,15 @@ cdef class Lock:
 
     def __reduce_ex__(self, protocol):
         raise cannot_pickle(self)
+
+
+cdef inline object lock_enter(object self):
+    cdef fs_lock *lock = &(<Lock>self)._lock
+    if debugging():
+        return debug_acquire(self, lock, -1)
+    if not fs_lock_try_acquire(lock):
+        lock_acquire_blocking(lock, -1)
+    return True
 
 
 cdef object lock_exit(object self):

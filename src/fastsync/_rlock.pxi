@@ -133,8 +133,7 @@ cdef class RLock:
         return self._acquire(timeout_for(blocking, timeout))
 
     def __enter__(self):
-        self._acquire(-1)
-        return True
+        return rlock_enter(self)
 
     @cython.final
     cdef inline int _release_one(self) except -1:
@@ -247,6 +246,11 @@ cdef class RLock:
 
     def __reduce_ex__(self, protocol):
         raise cannot_pickle(self)
+
+
+cdef inline object rlock_enter(object self):
+    (<RLock>self)._acquire(-1)
+    return True
 
 
 cdef object rlock_exit(object self):
