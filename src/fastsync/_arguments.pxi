@@ -44,7 +44,9 @@ cdef extern from *:
         return def;
     }
 
-    /* Call after the type's acquire is final. */
+    /* Call after the type's acquire is final.  impl NULL: the acquire itself
+     * answers an argument-free call as __enter__ must (Lock's C acquire),
+     * so it becomes __enter__ with no step in between. */
     static int fastsync_install_enter_taking_arguments(PyObject *type, int slot,
                                                        fastsync_enter_fn impl)
     {
@@ -57,6 +59,8 @@ cdef extern from *:
             return -1;
         fastsync_enter_impl[slot] = impl;
         fastsync_enter_acquire[slot] = (fastsync_fastcall_kw)(void (*)(void))acquire->ml_meth;
+        if (impl == NULL)
+            fastsync_enter_defs[slot].ml_meth = acquire->ml_meth;
         fastsync_enter_defs[slot].ml_doc = plain->ml_doc;   /* its signature, (self, /), as threading's */
         method = PyDescr_NewMethod(tp, &fastsync_enter_defs[slot]);
         if (method == NULL)

@@ -82,7 +82,7 @@ fastsync_install_exit(RLock, 1, rlock_exit)
 fastsync_install_exit(Semaphore, 2, semaphore_exit)
 fastsync_install_lock_acquire(Lock, lock_state_offset())
 if _enter_takes_acquire_arguments(_thread.allocate_lock):
-    fastsync_install_enter_taking_arguments(Lock, 0, lock_enter)
+    fastsync_install_enter_taking_arguments(Lock, 0, NULL)
 if _enter_takes_acquire_arguments(_thread.RLock):
     fastsync_install_enter_taking_arguments(RLock, 1, rlock_enter)
 _ident_check = fastsync_thread_ident_check()

@@ -16,13 +16,6 @@ ctypedef struct LockAdapter:
     int (*acquire_restore)(object condition, object saved, const RLockLevels *levels) except -1
 
 
-cdef object fs_lock_enter(object lock):
-    if debugging():
-        return debug_acquire(lock, &(<Lock>lock)._lock, -1)
-    if not fs_lock_try_acquire(&(<Lock>lock)._lock):
-        lock_acquire_blocking(&(<Lock>lock)._lock, -1)
-    return True
-
 cdef bint fs_lock_owned(object condition) except -1:
     # A Lock has no owner; like threading, "held by someone" counts.
     return fs_lock_is_locked(&(<Lock>(<Condition>condition)._lock)._lock)
@@ -40,12 +33,9 @@ cdef int fs_lock_acquire_restore(object condition, object saved, const RLockLeve
     return 0
 
 cdef LockAdapter FS_LOCK_ADAPTER = LockAdapter(
-    enter=fs_lock_enter, exit=lock_exit, owned=fs_lock_owned,
+    enter=lock_enter, exit=lock_exit, owned=fs_lock_owned,
     release_save=fs_lock_release_save, acquire_restore=fs_lock_acquire_restore)
 
-
-cdef object fs_rlock_enter(object lock):
-    return (<RLock>lock)._acquire(-1)
 
 cdef bint fs_rlock_owned(object condition) except -1:
     return (<RLock>(<Condition>condition)._lock)._owned(thread_id())
@@ -58,7 +48,7 @@ cdef int fs_rlock_acquire_restore(object condition, object saved, const RLockLev
     return (<RLock>(<Condition>condition)._lock)._restore_levels(levels, True)
 
 cdef LockAdapter FS_RLOCK_ADAPTER = LockAdapter(
-    enter=fs_rlock_enter, exit=rlock_exit, owned=fs_rlock_owned,
+    enter=rlock_enter, exit=rlock_exit, owned=fs_rlock_owned,
     release_save=fs_rlock_release_save, acquire_restore=fs_rlock_acquire_restore)
 
 
