@@ -4,27 +4,21 @@ other's locks, now."""
 from __future__ import annotations
 
 import sys
-from typing import Any, Dict, List, NamedTuple, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
 
 from . import _debug_state as shared
 from ._debug_frames import _describe, _format_stack, _outside_frame, _stack, _thread_name
-from ._debug_state import _drain, _holders, _Node, _nodes, _public, _threads
+from ._debug_state import _drain, _holders, _Node, _nodes, _threads
 
-
-@_public
-class DeadlockedThread(NamedTuple):
-    """One thread of a cycle that find_deadlocks() found."""
-
-    thread: int              # its ident
-    name: str
-    waiting_for: str         # the lock's repr and creation site
-    holding: List[str]       # the fastsync locks it holds, oldest first
-    stack: List[str]         # formatted frames, outermost first
+if TYPE_CHECKING:
+    from .debug import DeadlockedThread
 
 
 def _deadlocks() -> List[List[DeadlockedThread]]:
     """find_deadlocks(), empty once debugging is off (a thread that stalled
     may ask just after disable())."""
+    from .debug import DeadlockedThread   # late: fastsync.debug imports this module
+
     with shared._guard:
         _drain()
         waiting = {ident: state for ident, state in _threads.items() if state.waiting_for is not None}

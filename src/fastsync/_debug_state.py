@@ -13,22 +13,12 @@ from __future__ import annotations
 import _thread
 import os
 import weakref
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple, TypeVar
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
 
 from ._debug_frames import Frame
 
 if TYPE_CHECKING:
-    from ._debug_profile import Profile
-
-_Class = TypeVar("_Class", bound=type)
-
-
-def _public(cls: _Class) -> _Class:
-    """Mark a class of fastsync.debug's API that a private module defines:
-    reprs, tracebacks, pickles and the docs name it fastsync.debug's."""
-    cls.__module__ = "fastsync.debug"
-    return cls
-
+    from .debug import Profile
 
 _guard = _thread.allocate_lock()
 _tracking = False          # the backends call the hooks

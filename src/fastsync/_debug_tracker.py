@@ -1,6 +1,6 @@
 """fastsync.debug's tracker: the hooks the backends call while debugging is
-on, lock-order checking and its reports, and switching the hooks on and
-off."""
+on, lock-order checking and its reports, the profiles' counts, and
+switching the hooks on and off."""
 
 from __future__ import annotations
 
@@ -14,20 +14,9 @@ from . import _debug_state as shared
 from ._debug_deadlocks import _deadlocks
 from ._debug_frames import _caller, _describe, _format_stack, _site, _stack, _stacklevel, _thread_label
 from ._debug_state import (
-    _dead, _drain, _Edge, _holders, _Node, _node_for, _nodes, _profiles, _public, _remove_held,
+    _dead, _drain, _Edge, _holders, _Node, _node_for, _nodes, _profiles, _remove_held,
     _reported, _state, _take, _ThreadState, _threads,
 )
-
-
-@_public
-class LockOrderWarning(RuntimeWarning):
-    """Locks were taken in an order that can deadlock, or threads deadlocked."""
-
-
-@_public
-class LockOrderError(RuntimeError):
-    """Raised instead of LockOrderWarning with on_inversion="raise"; the lock
-    being acquired was not taken."""
 
 
 # The hooks the backends call while tracking.  None of them is called with
@@ -126,6 +115,8 @@ class _Tracker:
                 if key in _reported:
                     continue
                 _reported.add(key)
+            from .debug import LockOrderWarning   # late: fastsync.debug imports this module
+
             lines = [f"fastsync: {len(cycle)} threads are deadlocked, each waiting for a lock "
                      f"the next one holds:"]
             for entry in cycle:
@@ -233,6 +224,8 @@ def _record_order(state: _ThreadState, lock: Any, frame: Any, thread: str) -> Op
 
 
 def _report(cycles: List[Any]) -> None:
+    from .debug import LockOrderError, LockOrderWarning   # late: fastsync.debug imports this module
+
     lines = []
     for locks, edges in cycles:
         acquiring, holding = locks[0], locks[-1]

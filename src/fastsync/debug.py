@@ -42,13 +42,12 @@ import atexit
 import os
 import sys
 import warnings
-from typing import List, Optional
+from typing import Dict, List, NamedTuple, Optional
 
 from . import _debug_state as shared
-from ._debug_deadlocks import DeadlockedThread, _deadlocks
-from ._debug_profile import LockStats, Profile
+from ._debug_deadlocks import _deadlocks
 from ._debug_state import _nodes, _profiles, _reported
-from ._debug_tracker import LockOrderError, LockOrderWarning, _apply
+from ._debug_tracker import _apply
 from ._debug_tracker import _attach as _attach  # the backends call fastsync.debug._attach
 from ._env import DEBUG as ENVIRONMENT_VARIABLE
 
@@ -57,14 +56,45 @@ __all__ = [
     "STALL_SECONDS", "disable", "enable", "enabled", "find_deadlocks", "process_profile", "profile",
 ]
 
-# The code lives in private modules, one part each: _debug_state (the
-# switches, the lock graph, each thread's state), _debug_frames (frames and
-# report text), _debug_tracker (the backends' hooks, lock-order reports),
-# _debug_deadlocks, _debug_profile.  This module is the public face: it
-# defines the functions and holds the settings.
+# The machinery lives in private modules: _debug_state (the switches, the
+# lock graph, each thread's state), _debug_frames (frames and report text),
+# _debug_tracker (the backends' hooks, lock-order reports, profile counts)
+# and _debug_deadlocks.  This module defines the public names (their source
+# here is what the docs and inspect read) and the settings; the private
+# modules import the public classes from it when they need them.
 
 # How long a thread blocks before it looks for a cycle of blocked threads.
 STALL_SECONDS = 5.0
+
+
+class LockOrderWarning(RuntimeWarning):
+    """Locks were taken in an order that can deadlock, or threads deadlocked."""
+
+
+class LockOrderError(RuntimeError):
+    """Raised instead of LockOrderWarning with on_inversion="raise"; the lock
+    being acquired was not taken."""
+
+
+class DeadlockedThread(NamedTuple):
+    """One thread of a cycle that find_deadlocks() found."""
+
+    thread: int              # its ident
+    name: str
+    waiting_for: str         # the lock's repr and creation site
+    holding: List[str]       # the fastsync locks it holds, oldest first
+    stack: List[str]         # formatted frames, outermost first
+
+
+class LockStats(NamedTuple):
+    """A profile's figures for the locks created at one site."""
+
+    site: str
+    acquisitions: int
+    contended: int           # acquires that found the lock taken and waited
+    total_wait: float        # seconds
+    longest_wait: float      # seconds
+
 
 
 def find_deadlocks() -> List[List[DeadlockedThread]]:
@@ -77,6 +107,51 @@ def find_deadlocks() -> List[List[DeadlockedThread]]:
     return _deadlocks()
 
 
+# ---------------------------------------------------------------------------
+# Profiles
+
+class Profile:
+    """Contention figures per lock creation site, collected while the
+    profile is active (``with fastsync.debug.profile() as prof:``)."""
+
+    def __init__(self) -> None:
+        self._rows: Dict[str, List[int]] = {}    # site -> acquisitions, contended, total ns, longest ns
+        self._folded: Dict[str, int] = {}        # folded waiting stack -> ns
+
+    def __enter__(self) -> "Profile":
+        _start_profile(self)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        _stop_profile(self)
+
+    def stats(self) -> List[LockStats]:
+        """The figures, the longest total wait first."""
+        with shared._guard:
+            rows = [(site, list(row)) for site, row in self._rows.items()]
+        rows.sort(key=lambda item: (-item[1][2], item[0]))
+        return [LockStats(site, acq, contended, total / 1e9, longest / 1e9)
+                for site, (acq, contended, total, longest) in rows]
+
+    def report(self) -> str:
+        """A table of stats(), as text."""
+        lines = [f"{'total wait ms':>14} {'longest ms':>11} {'contended':>10} {'acquired':>10}  "
+                 "lock created at"]
+        for row in self.stats():
+            lines.append(f"{row.total_wait * 1e3:14.3f} {row.longest_wait * 1e3:11.3f} "
+                         f"{row.contended:10d} {row.acquisitions:10d}  {row.site}")
+        return "\n".join(lines) + "\n"
+
+    def write_collapsed(self, path: "str | os.PathLike[str]") -> None:
+        """Write the waiting call stacks, one line each with the nanoseconds
+        waited there (folded stacks, as flamegraph.pl and speedscope read)."""
+        with shared._guard:
+            folded = sorted(self._folded.items())
+        with open(path, "w", encoding="utf-8") as out:
+            for stack, ns in folded:
+                out.write(f"{stack} {ns}\n")
+
+
 def profile() -> Profile:
     """A new profile, collecting while its with block runs."""
     return Profile()
@@ -85,6 +160,20 @@ def profile() -> Profile:
 def process_profile() -> Optional[Profile]:
     """The profile enable(profile=True) started, if on."""
     return shared._process_profile
+
+
+def _start_profile(prof: Profile) -> None:
+    with shared._guard:
+        if prof not in _profiles:
+            _profiles.append(prof)
+        _apply()
+
+
+def _stop_profile(prof: Profile) -> None:
+    with shared._guard:
+        if prof in _profiles:
+            _profiles.remove(prof)
+        _apply()
 
 
 # ---------------------------------------------------------------------------
