@@ -1,0 +1,73 @@
+"""fastsync.debug's frames and formatting: where a lock was created or
+acquired, stacks, thread names, report text."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import traceback
+from typing import TYPE_CHECKING, Any, List, Tuple
+
+if TYPE_CHECKING:
+    from ._debug_state import _Node
+
+Frame = Tuple[str, int, str]   # file, line, function
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _outside_frame(frame: Any) -> Any:
+    """The first frame from `frame` outwards that isn't fastsync's own code."""
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+    return frame
+
+
+def _caller() -> Any:
+    return _outside_frame(sys._getframe(2))
+
+
+def _stack(frame: Any, limit: int = 64) -> Tuple[Frame, ...]:
+    frames: List[Frame] = []
+    while frame is not None and len(frames) < limit:
+        frames.append((frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name))
+        frame = frame.f_back
+    frames.reverse()
+    return tuple(frames)
+
+
+def _site(frame: Any) -> str:
+    if frame is None:
+        return "(unknown site)"
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+def _format_stack(frames: Tuple[Frame, ...], indent: str) -> List[str]:
+    summary = traceback.StackSummary.from_list([(f, n, name, None) for f, n, name in frames])
+    return [indent + line.rstrip("\n").replace("\n", "\n" + indent) for line in summary.format()]
+
+
+def _thread_name(ident: int) -> str:
+    thread = getattr(threading, "_active", {}).get(ident)   # a lookup that creates none
+    return thread.name if thread is not None else "(not started by threading)"
+
+
+def _thread_label(ident: int) -> str:
+    return f"{_thread_name(ident)!r} ({ident})"
+
+
+def _stacklevel() -> int:
+    """warnings.warn's stacklevel, called from the function that warns, that
+    points at the first frame outside fastsync."""
+    level = 1
+    frame: Any = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
+def _describe(lock: Any, node: _Node) -> str:
+    text = "a collected lock" if lock is None else repr(lock)
+    return f"{text} created at {node.label()}"
