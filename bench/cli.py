@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import textwrap
 from typing import List, Optional
@@ -11,6 +12,8 @@ from typing import List, Optional
 from . import busy, environment, fairness, report, runner, targets
 from .cases import CASES
 from .implementations import discover
+
+DEBUG_VARIABLE = "FASTSYNC_DEBUG"   # read by fastsync at import (fastsync._env.DEBUG)
 
 EXIT_FAILED_CASE = 1   # a measurement raised: fastsync (or the benchmark) is broken
 EXIT_USAGE = 2
@@ -46,6 +49,10 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--busy", type=int, default=0, metavar="N",
                         help="keep N CPU-bound processes running during the run (a busy "
                              "machine), and stop them afterwards")
+    parser.add_argument("--debug", metavar="WORDS",
+                        help="run with fastsync.debug on, as FASTSYNC_DEBUG=WORDS would (e.g. "
+                             "lock-order, or profile): the fastsync columns then show its cost "
+                             "against threading, which it doesn't touch")
     parser.add_argument("--targets", action="store_true",
                         help="also check the project's speed targets for the compiled backend "
                              "(with --busy, those for a busy machine)")
@@ -60,6 +67,8 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
         parser.error("--processes must be at least 1")
     if args.busy < 0:
         parser.error("--busy must not be negative")
+    if args.debug is not None and args.targets:
+        parser.error("--debug measures fastsync.debug's cost; the targets are for it off")
     return args
 
 
@@ -74,6 +83,9 @@ def worker(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    if args.debug is not None:
+        # Before fastsync is imported here, and inherited by the workers.
+        os.environ[DEBUG_VARIABLE] = args.debug
     if args.worker:
         return worker(args)
     with busy.busy_processes(args.busy) as busy_pids:
@@ -122,6 +134,8 @@ def run(args: argparse.Namespace, busy_pids: List[int]) -> int:
     print(report.header(environment.describe(env), settings, implementations))
     if busy_line:
         print(busy_line)
+    if os.environ.get(DEBUG_VARIABLE):
+        print(f"{'Debug':<9} {DEBUG_VARIABLE}={os.environ[DEBUG_VARIABLE]}: fastsync.debug is on")
     warnings = [environment.build_warning(env)]
     if not busy_pids:   # a load of our own making is the point
         warnings.append(environment.busy_warning(env))

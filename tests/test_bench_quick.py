@@ -115,6 +115,21 @@ def test_single_thread_cases_run_in_worker_processes(tmp_path):
     assert len(threaded["ns_per_op_samples"]) == 3 and threaded["process_medians"] == []
 
 
+@pytest.mark.timeout(120)
+def test_debug_run_turns_fastsync_debug_on():
+    """--debug profile: the header says so, and fastsync.debug's process-wide
+    profile, which only FASTSYNC_DEBUG=profile turns on, prints at exit."""
+    script = os.path.join(REPO_ROOT, "bench", "run.py")
+    env = {k: v for k, v in os.environ.items() if k != "FASTSYNC_DEBUG"}
+    run = subprocess.run(
+        [sys.executable, script, "--quick", "--debug", "profile", "-k", "Lock: 2 threads"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=110, env=env,
+    )
+    assert run.returncode == 0, f"stdout:\n{run.stdout}\nstderr:\n{run.stderr}"
+    assert "Debug     FASTSYNC_DEBUG=profile" in run.stdout
+    assert "total wait ms" in run.stderr, run.stderr
+
+
 def bench_floor_module():
     """fastsync._bench_floor, the extension setup.py builds for the benchmark
     when FASTSYNC_BENCH_FLOOR=1 is set.  Missing, it fails the test."""
