@@ -93,8 +93,14 @@ cdef extern from *:
     {
         if (kwnames == NULL && nargs <= 1 && !fastsync_debugging()) {
             PyObject *blocking = nargs ? args[0] : Py_True;
+            fs_lock *lock = (fs_lock *)((char *)self + fastsync_lock_offset);
+            /* acquire(False) looks before it writes: a failed compare-and-swap
+             * costs more than a load, and polling threads then share the
+             * lock's cache line instead of taking it from each other. */
+            if (blocking == Py_False && fs_lock_is_locked(lock))
+                Py_RETURN_FALSE;
             if (blocking == Py_True || blocking == Py_False) {
-                if (fs_lock_try_acquire((fs_lock *)((char *)self + fastsync_lock_offset)))
+                if (fs_lock_try_acquire(lock))
                     Py_RETURN_TRUE;
                 if (blocking == Py_False)
                     Py_RETURN_FALSE;
