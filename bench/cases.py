@@ -15,12 +15,14 @@ all their threads are released together until the last one ends.
 
 from __future__ import annotations
 
+import functools
 import itertools
+import os
 import textwrap
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 UNROLL = 10
 QUEUE_MAXSIZE = 100
@@ -41,6 +43,7 @@ class Case:
     stdlib_only_ok: bool = False   # worth running even if fastsync can't take part yet
     handoffs: int = 0  # thread-to-thread hand-offs per operation: the native floor applies
     min_size: int = 1  # the smallest size calibration may choose
+    placement: Optional[str] = None   # SPREAD or SHARED: threads pinned; None: the scheduler's choice
 
 
 class NativeHandoffs:
@@ -99,19 +102,51 @@ def _set(event) -> None:
 # ---------------------------------------------------------------------------
 # Several threads
 
-def run_threads(*workers: Callable[[], None]) -> int:
+# Where a hand-off case's threads run.  Left to the scheduler, two threads
+# that hand off back and forth share a CPU at some times and not at others,
+# and a hand-off costs very different amounts in the two: switching to the
+# other thread on this CPU, or waking it on another CPU that went idle (and
+# that a virtual machine may have halted).  A row the scheduler places would
+# swing between the two from run to run, so each hand-off case also has a row
+# pinned each way.
+SPREAD = "spread"   # each thread on a CPU of its own
+SHARED = "shared"   # every thread on the same CPU
+
+
+def placement_unavailable() -> Optional[str]:
+    """Why threads can't be pinned here, or None if they can."""
+    if not hasattr(os, "sched_setaffinity"):
+        return "this platform can't pin a thread to a CPU"
+    if len(os.sched_getaffinity(0)) < 2:
+        return "fewer than 2 CPUs are usable"
+    return None
+
+
+def _cpus_for(placement: Optional[str], workers: int) -> List[Optional[int]]:
+    if placement is None:
+        return [None] * workers
+    cpus = sorted(os.sched_getaffinity(0))
+    if placement == SHARED:
+        return [cpus[0]] * workers
+    return [cpus[i % len(cpus)] for i in range(workers)]
+
+
+def run_threads(*workers: Callable[[], None], placement: Optional[str] = None) -> int:
     """Run each worker in its own thread, released together; ns until all end."""
     start = threading.Barrier(len(workers) + 1)
     failures: list = []
 
-    def run(work: Callable[[], None]) -> None:
+    def run(work: Callable[[], None], cpu: Optional[int]) -> None:
+        if cpu is not None:
+            os.sched_setaffinity(0, {cpu})   # 0: the calling thread, on Linux
         start.wait()
         try:
             work()
         except BaseException as error:   # reported by the main thread
             failures.append(error)
 
-    threads = [threading.Thread(target=run, args=(work,), daemon=True) for work in workers]
+    threads = [threading.Thread(target=run, args=(work, cpu), daemon=True)
+               for work, cpu in zip(workers, _cpus_for(placement, len(workers)), strict=True)]
     for thread in threads:
         thread.start()
     start.wait()
@@ -127,7 +162,8 @@ def run_threads(*workers: Callable[[], None]) -> int:
     return elapsed
 
 
-def event_ping_pong(Event: Callable, size: int) -> Tuple[int, int]:
+def event_ping_pong(Event: Callable, size: int,
+                    placement: Optional[str] = None) -> Tuple[int, int]:
     ping, pong = Event(), Event()
 
     def serve() -> None:
@@ -142,7 +178,7 @@ def event_ping_pong(Event: Callable, size: int) -> Tuple[int, int]:
             pong.wait()
             pong.clear()
 
-    return run_threads(serve, play), size
+    return run_threads(serve, play, placement=placement), size
 
 
 # Lock contention needs each thread's loop to outlast the GIL's switch interval
@@ -188,7 +224,8 @@ def queue_producer_consumer(Queue: Callable, size: int) -> Tuple[int, int]:
     return run_threads(produce, consume), size
 
 
-def condition_ping_pong(Condition: Callable, size: int) -> Tuple[int, int]:
+def condition_ping_pong(Condition: Callable, size: int,
+                        placement: Optional[str] = None) -> Tuple[int, int]:
     condition = Condition()
     turn = [0]
 
@@ -202,22 +239,24 @@ def condition_ping_pong(Condition: Callable, size: int) -> Tuple[int, int]:
                     condition.notify()
         return play
 
-    return run_threads(player(0), player(1)), size
+    return run_threads(player(0), player(1), placement=placement), size
 
 
-def barrier_rounds(Barrier: Callable, size: int) -> Tuple[int, int]:
+def barrier_rounds(Barrier: Callable, size: int,
+                   placement: Optional[str] = None) -> Tuple[int, int]:
     barrier = Barrier(2)
 
     def work() -> None:
         for _ in range(size):
             barrier.wait()
 
-    return run_threads(work, work), size
+    return run_threads(work, work, placement=placement), size
 
 
 def thread_case(name: str, title: str, kind: str, measure: Measure, code: str,
-                stdlib_only_ok: bool = False, handoffs: int = 0, min_size: int = 1) -> Case:
-    if handoffs:
+                stdlib_only_ok: bool = False, handoffs: int = 0, min_size: int = 1,
+                placement: Optional[str] = None) -> Case:
+    if handoffs and placement is None:   # the native floor's threads are not pinned
         threaded = measure
 
         def measure(constructor: Callable, size: int) -> Tuple[int, int]:
@@ -226,7 +265,25 @@ def thread_case(name: str, title: str, kind: str, measure: Measure, code: str,
             return threaded(constructor, size)
 
     return Case(name, title, kind, measure, code=code, uncontended=False,
-                stdlib_only_ok=stdlib_only_ok, handoffs=handoffs, min_size=min_size)
+                stdlib_only_ok=stdlib_only_ok, handoffs=handoffs, min_size=min_size,
+                placement=placement)
+
+
+# Suffixes of the pinned rows' ids, and what their titles say.
+PLACED_ROWS = {SPREAD: ("2cpus", "2 threads on 2 CPUs"), SHARED: ("1cpu", "2 threads on 1 CPU")}
+
+
+def handoff_cases(name: str, title: str, kind: str, measure: Callable, code: str,
+                  handoffs: int) -> List[Case]:
+    """A hand-off case as the scheduler places it, then pinned each way
+    (`title` has a {threads} for where the threads are)."""
+    cases = [thread_case(name, title.format(threads="2 threads"), kind, measure, code,
+                         handoffs=handoffs)]
+    for placement, (suffix, threads) in PLACED_ROWS.items():
+        cases.append(thread_case(f"{name}.{suffix}", title.format(threads=threads), kind,
+                                 functools.partial(measure, placement=placement), code,
+                                 handoffs=handoffs, placement=placement))
+    return cases
 
 
 # ---------------------------------------------------------------------------
@@ -249,10 +306,10 @@ CASES = [
     loop_case("event.wait0_clear", "Event: wait(0) on a clear event", "Event", "event.wait(0)"),
     loop_case("semaphore.acquire_release", "Semaphore: acquire()+release()", "Semaphore",
               "semaphore.acquire()\nsemaphore.release()"),
-    thread_case("event.ping_pong", "Event: ping-pong, 2 threads (round trip)", "Event",
-                event_ping_pong,
-                "A: ping.set(); pong.wait(); pong.clear()  B: ping.wait(); ping.clear(); pong.set()",
-                handoffs=2),
+    *handoff_cases("event.ping_pong", "Event: ping-pong, {threads} (round trip)", "Event",
+                   event_ping_pong,
+                   "A: ping.set(); pong.wait(); pong.clear()  B: ping.wait(); ping.clear(); pong.set()",
+                   handoffs=2),
     thread_case("lock.contended_2", "Lock: 2 threads contending (per acquire)", "Lock",
                 lock_contention(2),
                 "each of 2 threads: lock.acquire(); counter[0] += 1; lock.release()",
@@ -265,11 +322,11 @@ CASES = [
                 "Queue", queue_producer_consumer,
                 f"Queue({QUEUE_MAXSIZE}); one thread put()s, another get()s",
                 stdlib_only_ok=True),
-    thread_case("condition.ping_pong", "Condition: ping-pong, 2 threads (round trip)",
-                "Condition", condition_ping_pong,
-                "2 threads take turns: with cond: wait() for my turn; pass it; notify()",
-                handoffs=2),
-    thread_case("barrier.rounds", "Barrier: 2 threads (per round)", "Barrier", barrier_rounds,
-                "Barrier(2); both threads call wait() in a loop",
-                handoffs=1),   # the second to arrive wakes the first, then arrives first
+    *handoff_cases("condition.ping_pong", "Condition: ping-pong, {threads} (round trip)",
+                   "Condition", condition_ping_pong,
+                   "2 threads take turns: with cond: wait() for my turn; pass it; notify()",
+                   handoffs=2),
+    # The second to arrive wakes the first, then arrives first.
+    *handoff_cases("barrier.rounds", "Barrier: {threads} (per round)", "Barrier", barrier_rounds,
+                   "Barrier(2); both threads call wait() in a loop", handoffs=1),
 ]

@@ -48,7 +48,8 @@ class Implementation:
 
     def constructor_for(self, case: Case) -> Optional[Callable]:
         if self.is_floor and not case.uncontended:
-            return self.native_handoffs if case.handoffs else None
+            # The native floor's C threads go where the scheduler puts them.
+            return self.native_handoffs if case.handoffs and case.placement is None else None
         return self.constructors.get(case.kind)
 
 

@@ -230,7 +230,8 @@ def to_json(results: Sequence[CaseResult], implementations: Sequence[Implementat
 def _case_json(result: CaseResult) -> Dict:
     case = result.case
     out: Dict = {"name": case.name, "title": case.title, "kind": case.kind, "code": case.code,
-                 "uncontended": case.uncontended, "skipped": result.skipped,
+                 "uncontended": case.uncontended, "placement": case.placement,
+                 "skipped": result.skipped,
                  "fastsync_missing": result.missing, "results": {}}
     for name, m in result.measurements.items():
         entry: Dict = {"error": m.error, "size": m.size, "ops_per_sample": m.ops,

@@ -5,6 +5,7 @@ The smoke run is a subprocess from the repository root, against the installed
 fastsync, exactly as CI and the README run it.  Nothing here looks at timings.
 """
 
+import dataclasses
 import json
 import os
 import statistics
@@ -212,25 +213,30 @@ def test_composite_targets_are_judged_against_threading():
     cases, runner, targets = _bench_modules()
     results = [
         # threading 60, fastsync 50: 1.2x; the floor plays no part in a speedup.
-        _result(cases, runner, "condition.ping_pong", threading=60.0, cython=50.0, floor=40.0),
+        _result(cases, runner, "condition.ping_pong.2cpus", threading=60.0, cython=50.0,
+                floor=40.0),
+        # The row the scheduler places is held only to "never slower" (below).
+        _result(cases, runner, "condition.ping_pong", threading=60.0, cython=100.0),
         _result(cases, runner, "semaphore.acquire_release", threading=900.0, cython=30.0),
     ]
     checks = {c.target.split(":")[0]: c
               for c in targets.check_composites(results, version=(3, 13))}
 
-    condition = checks["condition.ping_pong"]
+    condition = checks["condition.ping_pong.2cpus"]
     assert condition.met is False
     assert condition.measured == pytest.approx(1.2)
+    assert "condition.ping_pong" not in checks
     assert checks["semaphore.acquire_release"].met is True
-    assert checks["barrier.rounds"].met is None   # not in this run
+    assert checks["barrier.rounds.2cpus"].met is None   # not in this run
 
     report = targets.format_checks(list(checks.values()))
-    assert "MISS  condition.ping_pong: fastsync (cython) speedup >= 2: 1.200" in report
+    assert "MISS  condition.ping_pong.2cpus: fastsync (cython) speedup >= 2: 1.200" in report
     assert "1 of 4 targets met" in report
-    # On 3.11 the hand-off rows must keep what spinning bought.
+    # On 3.11 the rows with a CPU per thread must keep what spinning bought.
     on_311 = {c.target.split(":")[0]: c
               for c in targets.check_composites(results, version=(3, 11, 2))}
-    assert "condition.ping_pong: fastsync (cython) speedup >= 10" in on_311["condition.ping_pong"].target
+    assert ("condition.ping_pong.2cpus: fastsync (cython) speedup >= 10"
+            in on_311["condition.ping_pong.2cpus"].target)
 
 
 @pytest.mark.timeout(30)
@@ -265,8 +271,12 @@ def test_busy_targets_judge_cpu_time_per_handoff():
             "threading": runner.Measurement(ns_per_op=[1000.0], cpu_ns_per_op=[500.0]),
             "cython": runner.Measurement(ns_per_op=[900.0], cpu_ns_per_op=[cpu])})
 
-    results = [handoff("event.ping_pong", 590.0), handoff("condition.ping_pong", 610.0)]
+    pinned = handoff("event.ping_pong.1cpu", 900.0)
+    pinned.case = dataclasses.replace(pinned.case, placement=cases.SHARED)
+    results = [handoff("event.ping_pong", 590.0), handoff("condition.ping_pong", 610.0), pinned]
     checks = {c.target: c for c in targets.check_busy(results)}
+    # A busy machine's targets are for threads placed as the scheduler places them.
+    assert not any("1cpu" in target for target in checks)
     cpu = {t.split(":")[0]: c for t, c in checks.items() if "CPU" in t}
     assert cpu["event.ping_pong"].met is True            # 1.18x threading's CPU time
     assert cpu["condition.ping_pong"].met is False       # 1.22x
@@ -319,3 +329,45 @@ def test_a_failing_worker_process_fails_the_run(tmp_path):
     assert run.returncode == 1, f"stdout:\n{run.stdout}\nstderr:\n{run.stderr}"
     assert "the worker process exited with 3" in run.stdout
     assert "worker refuses to start" in run.stdout
+
+
+@pytest.mark.timeout(60)
+def test_pinned_rows_put_their_threads_where_they_say():
+    cases, _, _ = _bench_modules()
+    why_not = cases.placement_unavailable()
+    if why_not is not None:
+        pytest.skip(f"no pinning here: {why_not}")
+    caller = os.sched_getaffinity(0)
+    seen = {}
+
+    def worker(label):
+        def work():
+            seen[label] = os.sched_getaffinity(0)
+        return work
+
+    for placement in (cases.SPREAD, cases.SHARED, None):
+        seen.clear()
+        cases.run_threads(worker("a"), worker("b"), placement=placement)
+        if placement is None:
+            assert seen["a"] == seen["b"] == caller
+        else:
+            assert len(seen["a"]) == len(seen["b"]) == 1
+            assert (seen["a"] == seen["b"]) == (placement == cases.SHARED), (placement, seen)
+    assert os.sched_getaffinity(0) == caller   # only the workers were pinned
+
+    by_name = {c.name: c for c in cases.CASES}
+    for name in ("event.ping_pong", "condition.ping_pong", "barrier.rounds"):
+        assert by_name[name].placement is None
+        assert by_name[name + ".2cpus"].placement == cases.SPREAD
+        assert by_name[name + ".1cpu"].placement == cases.SHARED
+
+
+@pytest.mark.timeout(30)
+def test_pinned_rows_are_skipped_where_threads_cant_be_pinned(monkeypatch):
+    cases, runner, _ = _bench_modules()
+    monkeypatch.setattr(runner, "placement_unavailable", lambda: "no CPUs to spare")
+    planned = runner.plan(cases.CASES, [])
+    skipped = {r.case.name: r.skipped for r in planned if r.case.placement is not None}
+    assert len(skipped) == 6
+    assert all(why == "not pinned: no CPUs to spare" for why in skipped.values()), skipped
+    assert not any("not pinned" in (r.skipped or "") for r in planned if r.case.placement is None)
