@@ -62,8 +62,7 @@ LOCK_NOT_SLOWER = 0.97
 
 # With CPU-bound processes on every CPU (--busy): the hand-off and
 # contention rows still at threading's speed, and a hand-off's CPU time
-# (spinning included) at most this factor of threading's.  These are the rows
-# the scheduler places, as it places users' threads.
+# (spinning included) at most this factor of threading's, pinned or not.
 BUSY_SPEEDUP_CASES = ("event.ping_pong", "condition.ping_pong", "barrier.rounds",
                       "lock.contended_2", "lock.contended_4")
 BUSY_CPU_LIMIT = 1.2
@@ -111,7 +110,7 @@ def check_busy(results: Sequence[CaseResult]) -> List[Check]:
     checks += [_target(r, r.case.name, "fastsync (cython) CPU time / threading's",
                        ("cython", BASELINE), lambda r: r.cpu_ratio("cython"),
                        at_most=BUSY_CPU_LIMIT)
-               for r in results if r.case.handoffs and r.case.placement is None and not r.skipped]
+               for r in results if r.case.handoffs and not r.skipped]
     return checks
 
 
