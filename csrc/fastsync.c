@@ -236,8 +236,9 @@ static fs_result lock_doze_until_may_ask(fs_lock *lock, const int64_t *waiting_s
     return waited;
 }
 
-fs_result fs_lock_wait_until(fs_lock *lock, int64_t *waiting_since,
-                             int64_t deadline_ns, int64_t spin_ns)
+/* retry_when_released: see fs_lock_wait_for_release. */
+static fs_result lock_wait(fs_lock *lock, int64_t *waiting_since, int64_t deadline_ns,
+                           int64_t spin_ns, int retry_when_released)
 {
     uint32_t state = fs_load_u32(&lock->state);
     if (*waiting_since == 0)
@@ -245,6 +246,8 @@ fs_result fs_lock_wait_until(fs_lock *lock, int64_t *waiting_since,
     for (;;) {
         fs_result waited;
         if (!(state & FS_LOCK_HELD)) {
+            if (retry_when_released && !lock_waited_long(waiting_since))
+                return FS_RETRY;
             if (fs_lock_try_acquire_contended(lock))
                 return FS_OK;
             state = fs_load_u32(&lock->state);
@@ -267,8 +270,14 @@ fs_result fs_lock_wait_until(fs_lock *lock, int64_t *waiting_since,
         waited = fs_spin_then_wait(&lock->state, state, deadline_ns, spin_ns);
         state = fs_load_u32(&lock->state);
         if (waited == FS_OK && (state & FS_LOCK_HELD)
-                && !lock_waited_long(waiting_since))
+                && !lock_waited_long(waiting_since)) {
+            /* Woken, and the lock retaken.  The retrying caller stays awake
+             * and marks the lock again if its try fails, so nobody is
+             * forgotten. */
+            if (retry_when_released)
+                return FS_RETRY;
             waited = lock_doze_until_may_ask(lock, waiting_since, deadline_ns);
+        }
         if (waited == FS_INTERRUPTED)
             return FS_INTERRUPTED;
         if (waited == FS_TIMED_OUT)   /* one last try */
@@ -276,6 +285,14 @@ fs_result fs_lock_wait_until(fs_lock *lock, int64_t *waiting_since,
         state = fs_load_u32(&lock->state);
     }
 }
+
+fs_result fs_lock_wait_until(fs_lock *lock, int64_t *waiting_since,
+                             int64_t deadline_ns, int64_t spin_ns)
+{ return lock_wait(lock, waiting_since, deadline_ns, spin_ns, 0); }
+
+fs_result fs_lock_wait_for_release(fs_lock *lock, int64_t *waiting_since,
+                                   int64_t deadline_ns, int64_t spin_ns)
+{ return lock_wait(lock, waiting_since, deadline_ns, spin_ns, 1); }
 
 fs_result fs_lock_acquire_until(fs_lock *lock, int64_t deadline_ns, int64_t spin_ns)
 {

@@ -98,12 +98,10 @@ fs_result fs_lock_acquire_until(fs_lock *lock, int64_t deadline_ns, int64_t spin
 
 /* fs_lock_acquire_until for a caller that waits with the GIL released and,
  * when interrupted, runs signal handlers and waits again: it keeps
- * waiting_since across the calls.  A woken waiter takes a free lock here, as
- * threading.Lock's waiters do, rather than first competing for the GIL
- * without it: the GIL is no fairer than the lock, and a thread that waits
- * for it with nothing in hand can be passed over for many switch intervals.
- * A waiter that has waited longer than FS_LOCK_HANDOFF_AFTER_NS asks to be
- * handed the lock.
+ * waiting_since across the calls.  A woken waiter takes a free lock here
+ * before it asks for the GIL, as threading.Lock's waiters do up to CPython
+ * 3.12.  A waiter that has waited longer than FS_LOCK_HANDOFF_AFTER_NS asks
+ * to be handed the lock.
  *
  * waiting_since: the caller's own variable, 0 before its first call; the
  * time the wait began, from which that threshold counts.  A caller that
@@ -112,6 +110,21 @@ fs_result fs_lock_acquire_until(fs_lock *lock, int64_t deadline_ns, int64_t spin
  * FS_INTERRUPTED (nothing is held). */
 fs_result fs_lock_wait_until(fs_lock *lock, int64_t *waiting_since,
                              int64_t deadline_ns, int64_t spin_ns);
+
+/* fs_lock_wait_until for a caller that takes the GIL before the lock, as
+ * threading.Lock's waiters do from CPython 3.13: a waiter that has not yet
+ * waited FS_LOCK_HANDOFF_AFTER_NS returns FS_RETRY, holding nothing, when
+ * the lock is released (or it is woken and finds the lock retaken).  Its
+ * caller then takes the GIL and tries fs_lock_try_acquire_contended, and
+ * waits again (with the same waiting_since) if that fails.  Under the GIL,
+ * the thread that released the lock usually runs on and wants it back at
+ * once: a waiter that took it without the GIL would make that thread wait
+ * for it, and the two would trade the lock and the GIL on every turn.  A
+ * waiter that has waited long still takes the lock, or is handed it, before
+ * it asks for the GIL, so that it is not passed over for ever.
+ * Also returns FS_OK, FS_TIMED_OUT or FS_INTERRUPTED, as fs_lock_wait_until. */
+fs_result fs_lock_wait_for_release(fs_lock *lock, int64_t *waiting_since,
+                                   int64_t deadline_ns, int64_t spin_ns);
 
 /* A waiter that took the lock with the GIL released marks it before it
  * asks for the GIL, and unmarks it once it has the GIL.  While the

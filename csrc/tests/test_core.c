@@ -377,6 +377,51 @@ static void test_lock_waiter_is_handed_the_lock(void)
     EXPECT(b.waited_ns < MS(1000));
 }
 
+/* fs_lock_wait_for_release: a waiter that has just begun returns FS_RETRY,
+ * holding nothing, when the lock is released; one that has waited past the
+ * threshold takes the lock itself. */
+typedef struct {
+    fs_lock lock;
+    int64_t waiting_since;
+    fs_atomic_u32 started;
+    fs_result result;
+} release_watcher;
+
+static void *watch_for_release(void *arg)
+{
+    release_watcher *w = (release_watcher *)arg;
+    fs_store_u32(&w->started, 1);
+    w->result = fs_lock_wait_for_release(&w->lock, &w->waiting_since,
+                                         fs_deadline_after(MS(5000)), 0);
+    return NULL;
+}
+
+static fs_result released_to_watcher(int64_t waiting_since)
+{
+    release_watcher w;
+    test_thread t;
+    fs_lock_init(&w.lock);
+    w.waiting_since = waiting_since;
+    fs_store_u32(&w.started, 0);
+    EXPECT(fs_lock_try_acquire(&w.lock));
+    test_thread_start(&t, watch_for_release, &w);
+    EXPECT(test_wait_for_u32(&w.started, 1, 5000));
+    test_sleep_ms(20);                   /* asleep on the lock, most likely */
+    EXPECT_EQ_INT(fs_lock_release(&w.lock), 1);
+    test_thread_join(&t);
+    /* Retried: free, and the caller takes it; taken: held. */
+    EXPECT_EQ_INT(fs_lock_is_locked(&w.lock), w.result == FS_OK);
+    return w.result;
+}
+
+static void test_lock_wait_for_release(void)
+{
+    /* A wait that counts as begun a second from now can't pass the
+     * threshold while the test sleeps. */
+    EXPECT_EQ_INT(released_to_watcher(fs_monotonic_ns() + MS(1000)), FS_RETRY);
+    EXPECT_EQ_INT(released_to_watcher(fs_monotonic_ns() - 2 * FS_LOCK_HANDOFF_AFTER_NS), FS_OK);
+}
+
 /* A waiter that has asked for a hand-off (woken after the threshold with the
  * lock still held), and that gives up when its deadline passes. */
 typedef struct {
@@ -1246,6 +1291,7 @@ void run_core_tests(void)
     RUN(test_lock_mutual_exclusion_short_timeouts, 20);
     RUN(test_lock_handoff, 20);
     RUN(test_lock_waiter_is_handed_the_lock, 20);
+    RUN(test_lock_wait_for_release, 15);
     RUN(test_lock_handoff_ask_withdrawn, 5);
     RUN(test_lock_release_refused_while_handed, 5);
     RUN(test_lock_askers_served_in_order, 15);

@@ -14,6 +14,7 @@ cdef extern from "fs_wait.h":
         FS_OK
         FS_TIMED_OUT
         FS_INTERRUPTED
+        FS_RETRY
     fs_result fs_wait(fs_atomic_u32 *addr, uint32_t expected, int64_t deadline_ns) nogil
     void fs_wake_one(fs_atomic_u32 *addr) nogil
     uint32_t fs_load_u32(const fs_atomic_u32 *addr) nogil
@@ -43,6 +44,8 @@ cdef extern from "fastsync.h" nogil:
     bint fs_lock_take_from_gil_waiter(fs_lock *lock)
     fs_result fs_lock_wait_until(fs_lock *lock, int64_t *waiting_since,
                                  int64_t deadline_ns, int64_t spin_ns)
+    fs_result fs_lock_wait_for_release(fs_lock *lock, int64_t *waiting_since,
+                                       int64_t deadline_ns, int64_t spin_ns)
 
     unsigned long FS_RLOCK_COUNT_MAX
     ctypedef struct fs_atomic_uptr:

@@ -127,10 +127,13 @@ ctypedef fs_result (*wait_step)(void *target, int64_t deadline_ns,
 # Run, with the GIL still released, after a wait_step that got its object:
 # whether to keep it (false: it was given back, wait again).
 ctypedef bint (*keep_step)(void *target) noexcept nogil
+# Run with the GIL held after a wait_step that returned FS_RETRY: whether it
+# got the object now (false: wait again).
+ctypedef bint (*retry_step)(void *target) noexcept
 
 
 cdef bint wait_with_gil_released(wait_step wait, void *target, int64_t timeout_ns,
-                                 keep_step keep=NULL) except -1:
+                                 keep_step keep=NULL, retry_step retry=NULL) except -1:
     """The blocking loop of every primitive: wait with the GIL released; after
     a signal, run the handlers (which may raise) and wait again until the same
     deadline.  Returns whether the wait got its object."""
@@ -143,23 +146,40 @@ cdef bint wait_with_gil_released(wait_step wait, void *target, int64_t timeout_n
         with nogil:
             note_gil_released()
             result = wait(target, deadline, spin_ns)
-            if result == FS_OK:
+            if result == FS_OK or result == FS_RETRY:
                 await_gil_release(spin_ns)
-                if keep != NULL:
+                if result == FS_OK and keep != NULL:
                     kept = keep(target)
         note_gil_taken()
         if not kept:
+            continue
+        if result == FS_RETRY:
+            if retry(target):
+                return True
             continue
         if result != FS_INTERRUPTED:
             return result == FS_OK
         PyErr_CheckSignals()    # raises what a handler raised; nothing is held
 
 
-# Lock.  A woken waiter takes the lock before it asks for the GIL (see
-# fs_lock_wait_until).  If the interpreter is finalized meanwhile by another
-# thread, this one never gets the GIL: it gives the lock back if it can
-# still tell in time, and the finalizing thread takes it over if not (see
+# Lock.  A woken waiter takes the GIL first and then tries the lock where
+# threading's waiters do (CPython 3.13 and later, whose lock is PyMutex),
+# and the lock first elsewhere (see fs_lock_wait_for_release and
+# fs_lock_wait_until).  Without a GIL there is nothing to take first.
+# If the interpreter is finalized while a thread that took the lock waits
+# for the GIL, that thread never gets the GIL: it gives the lock back if it
+# can still tell in time, and the finalizing thread takes it over if not (see
 # fs_lock_note_owner_awaits_gil).
+
+cdef extern from *:
+    """
+    #if defined(PYPY_VERSION) || PY_VERSION_HEX < 0x030D0000 || defined(Py_GIL_DISABLED)
+    #  define FASTSYNC_LOCK_WAITERS_TAKE_GIL_FIRST 0
+    #else
+    #  define FASTSYNC_LOCK_WAITERS_TAKE_GIL_FIRST 1
+    #endif
+    """
+    const bint LOCK_WAITERS_TAKE_GIL_FIRST "FASTSYNC_LOCK_WAITERS_TAKE_GIL_FIRST"
 
 cdef struct lock_wait:
     fs_lock *lock
@@ -167,7 +187,13 @@ cdef struct lock_wait:
 
 cdef fs_result lock_wait_step(void *target, int64_t deadline_ns, int64_t spin_ns) noexcept nogil:
     cdef lock_wait *w = <lock_wait *>target
+    if LOCK_WAITERS_TAKE_GIL_FIRST:
+        return fs_lock_wait_for_release(w.lock, &w.waiting_since, deadline_ns, spin_ns)
     return fs_lock_wait_until(w.lock, &w.waiting_since, deadline_ns, spin_ns)
+
+cdef bint lock_retry_step(void *target) noexcept:
+    # Marked, as any lock taken after a wait: other waiters may sleep on it.
+    return fs_lock_try_acquire_contended((<lock_wait *>target).lock)
 
 cdef bint lock_keep_step(void *target) noexcept nogil:
     cdef fs_lock *lock = (<lock_wait *>target).lock
@@ -184,7 +210,8 @@ cdef bint lock_acquire_blocking(fs_lock *lock, int64_t timeout_ns) except -1:
         return True
     w.lock = lock
     w.waiting_since = 0
-    if not wait_with_gil_released(lock_wait_step, &w, timeout_ns, lock_keep_step):
+    if not wait_with_gil_released(lock_wait_step, &w, timeout_ns, lock_keep_step,
+                                  lock_retry_step):
         return False
     # Had the lock been taken over, this thread would not be here.
     fs_lock_note_owner_has_gil(lock)
