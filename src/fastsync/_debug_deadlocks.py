@@ -17,6 +17,13 @@ if TYPE_CHECKING:
 def _deadlocks() -> List[List[DeadlockedThread]]:
     """find_deadlocks(), empty once debugging is off (a thread that stalled
     may ask just after disable())."""
+    return [entries for _, entries in _deadlock_cycles()]
+
+
+def _deadlock_cycles() -> List[Tuple[Tuple[int, ...], List[DeadlockedThread]]]:
+    """_deadlocks(), each cycle with the ids of the locks its threads wait
+    for, sorted: the same cycle's key however it is found, taken from the
+    same moment as its entries."""
     from .debug import DeadlockedThread   # late: fastsync.debug imports this module
 
     with shared._guard:
@@ -42,7 +49,7 @@ def _deadlocks() -> List[List[DeadlockedThread]]:
                       for t, w, held in cycle] for cycle in cycles]
     frames = sys._current_frames()
     result = []
-    for cycle in described:
+    for cycle, found in zip(described, cycles, strict=True):
         entries = []
         for ident, waited, held in cycle:
             frame = frames.get(ident)
@@ -50,7 +57,7 @@ def _deadlocks() -> List[List[DeadlockedThread]]:
             entries.append(DeadlockedThread(
                 thread=ident, name=_thread_name(ident),
                 waiting_for=_describe(*waited), holding=[_describe(*h) for h in held], stack=stack))
-        result.append(entries)
+        result.append((tuple(sorted(waited_id for _, waited_id, _ in found)), entries))
     return result
 
 

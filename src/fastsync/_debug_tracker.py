@@ -11,7 +11,7 @@ import warnings
 from typing import Any, Callable, Dict, List, Optional
 
 from . import _debug_state as shared
-from ._debug_deadlocks import _deadlocks
+from ._debug_deadlocks import _deadlock_cycles
 from ._debug_frames import _caller, _describe, _format_stack, _site, _stack, _stacklevel, _thread_label
 from ._debug_state import (
     _dead, _drain, _Edge, _holders, _Node, _node_for, _nodes, _profiles, _remove_held,
@@ -105,12 +105,12 @@ class _Tracker:
         if not shared._lock_order:
             return
         me = _thread.get_ident()
-        for cycle in _deadlocks():
+        # The key comes from the moment the cycle was found: read again now, a
+        # thread the cycle has just let go would make it look like another.
+        for locks, cycle in _deadlock_cycles():
             if not any(entry.thread == me for entry in cycle):
                 continue
             with shared._guard:
-                locks = tuple(sorted(_threads[e.thread].waiting_for or 0 for e in cycle
-                                     if e.thread in _threads))
                 key = ("deadlock", locks)
                 if key in _reported:
                     continue
