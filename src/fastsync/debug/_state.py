@@ -15,10 +15,10 @@ import os
 import weakref
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
 
-from ._debug_frames import Frame
+from ._frames import Frame
 
 if TYPE_CHECKING:
-    from .debug import Profile
+    from . import Profile
 
 _guard = _thread.allocate_lock()
 _tracking = False          # the backends call the hooks

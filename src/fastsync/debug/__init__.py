@@ -44,22 +44,22 @@ import sys
 import warnings
 from typing import Dict, List, NamedTuple, Optional
 
-from . import _debug_state as shared
-from ._debug_deadlocks import _deadlocks
-from ._debug_state import _nodes, _profiles, _reported
-from ._debug_tracker import _apply
-from ._debug_tracker import _attach as _attach  # the backends call fastsync.debug._attach
-from ._env import DEBUG as ENVIRONMENT_VARIABLE
+from . import _state as shared
+from ._deadlocks import _deadlocks
+from ._state import _nodes, _profiles, _reported
+from ._tracker import _apply
+from ._tracker import _attach as _attach  # the backends call fastsync.debug._attach
+from .._env import DEBUG as ENVIRONMENT_VARIABLE
 
 __all__ = [
     "DeadlockedThread", "LockOrderError", "LockOrderWarning", "LockStats", "Profile",
     "STALL_SECONDS", "disable", "enable", "enabled", "find_deadlocks", "process_profile", "profile",
 ]
 
-# The machinery lives in private modules: _debug_state (the switches, the
-# lock graph, each thread's state), _debug_frames (frames and report text),
-# _debug_tracker (the backends' hooks, lock-order reports, profile counts)
-# and _debug_deadlocks.  This module defines the public names (their source
+# The machinery lives in private modules: _state (the switches, the
+# lock graph, each thread's state), _frames (frames and report text),
+# _tracker (the backends' hooks, lock-order reports, profile counts)
+# and _deadlocks.  This module defines the public names (their source
 # here is what the docs and inspect read) and the settings; the private
 # modules import the public classes from it when they need them.
 

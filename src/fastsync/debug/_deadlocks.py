@@ -6,12 +6,12 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
 
-from . import _debug_state as shared
-from ._debug_frames import _describe, _format_stack, _outside_frame, _stack, _thread_name
-from ._debug_state import _drain, _holders, _Node, _nodes, _threads
+from . import _state as shared
+from ._frames import _describe, _format_stack, _outside_frame, _stack, _thread_name
+from ._state import _drain, _holders, _Node, _nodes, _threads
 
 if TYPE_CHECKING:
-    from .debug import DeadlockedThread
+    from . import DeadlockedThread
 
 
 def _deadlocks() -> List[List[DeadlockedThread]]:
@@ -24,7 +24,7 @@ def _deadlock_cycles() -> List[Tuple[Tuple[int, ...], List[DeadlockedThread]]]:
     """_deadlocks(), each cycle with the ids of the locks its threads wait
     for, sorted: the same cycle's key however it is found, taken from the
     same moment as its entries."""
-    from .debug import DeadlockedThread   # late: fastsync.debug imports this module
+    from . import DeadlockedThread   # late: fastsync.debug imports this module
 
     with shared._guard:
         _drain()

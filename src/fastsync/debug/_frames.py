@@ -10,11 +10,12 @@ import traceback
 from typing import TYPE_CHECKING, Any, List, Tuple
 
 if TYPE_CHECKING:
-    from ._debug_state import _Node
+    from ._state import _Node
 
 Frame = Tuple[str, int, str]   # file, line, function
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+# fastsync's own directory (this module is in its debug/ subpackage).
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 def _outside_frame(frame: Any) -> Any:

@@ -10,10 +10,10 @@ import time
 import warnings
 from typing import Any, Callable, Dict, List, Optional
 
-from . import _debug_state as shared
-from ._debug_deadlocks import _deadlock_cycles
-from ._debug_frames import _caller, _describe, _format_stack, _site, _stack, _stacklevel, _thread_label
-from ._debug_state import (
+from . import _state as shared
+from ._deadlocks import _deadlock_cycles
+from ._frames import _caller, _describe, _format_stack, _site, _stack, _stacklevel, _thread_label
+from ._state import (
     _dead, _drain, _Edge, _holders, _Node, _node_for, _nodes, _profiles, _remove_held,
     _reported, _state, _take, _ThreadState, _threads,
 )
@@ -115,7 +115,7 @@ class _Tracker:
                 if key in _reported:
                     continue
                 _reported.add(key)
-            from .debug import LockOrderWarning   # late: fastsync.debug imports this module
+            from . import LockOrderWarning   # late: fastsync.debug imports this module
 
             lines = [f"fastsync: {len(cycle)} threads are deadlocked, each waiting for a lock "
                      f"the next one holds:"]
@@ -224,7 +224,7 @@ def _record_order(state: _ThreadState, lock: Any, frame: Any, thread: str) -> Op
 
 
 def _report(cycles: List[Any]) -> None:
-    from .debug import LockOrderError, LockOrderWarning   # late: fastsync.debug imports this module
+    from . import LockOrderError, LockOrderWarning   # late: fastsync.debug imports this module
 
     lines = []
     for locks, edges in cycles:
@@ -288,7 +288,7 @@ def _apply() -> None:
 
 
 def _backend_modules() -> List[Any]:
-    from ._common import BACKEND_MODULES
+    from .._common import BACKEND_MODULES
 
     return [sys.modules[name] for name in BACKEND_MODULES.values() if sys.modules.get(name) is not None]
 
