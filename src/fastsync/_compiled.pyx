@@ -18,6 +18,7 @@ and message the running Python's threading would give.
 
 cimport cython
 from cpython.exc cimport PyErr_CheckSignals
+from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from cpython.float cimport PyFloat_Check, PyFloat_AS_DOUBLE
 from cpython.long cimport PyLong_Check, PyLong_AsLongLongAndOverflow
 from libc.math cimport ceil, floor, isnan
@@ -40,7 +41,9 @@ WAIT_BACKEND = FS_WAIT_BACKEND_NAME.decode("ascii")
 
 include "_exit.pxi"            # __exit__ without an argument tuple
 include "_arguments.pxi"       # __enter__ with arguments, timeouts, blocking
+include "_ident.pxi"           # thread ids
 include "_waiting.pxi"         # spinning, the GIL hint, the blocking loops
+include "_blocked.pxi"         # who waits for what, for fastsync.debug
 include "_debug.pxi"           # fastsync.debug's hooks, behind one flag
 include "_lock.pxi"
 include "_rlock.pxi"
@@ -73,6 +76,7 @@ cdef extern from *:
 def _after_fork_in_child():
     global signal_thread_ident
     fs_after_fork_child()
+    blocked_after_fork(thread_id())
     signal_thread_ident = thread_id()   # the forking thread is the child's main
 
 
@@ -80,7 +84,7 @@ fastsync_lock_exit_takes_three = _lock_exit_takes_three()
 fastsync_install_exit(Lock, 0, lock_exit)
 fastsync_install_exit(RLock, 1, rlock_exit)
 fastsync_install_exit(Semaphore, 2, semaphore_exit)
-fastsync_install_lock_acquire(Lock, lock_state_offset())
+fastsync_install_lock_acquire(Lock, lock_state_offset(), lock_owner_offset())
 if _enter_takes_acquire_arguments(_thread.allocate_lock):
     fastsync_install_enter_taking_arguments(Lock, 0, NULL)
 if _enter_takes_acquire_arguments(_thread.RLock):

@@ -75,13 +75,13 @@ cdef bint debug_block(object tracker, object lock, fs_lock *raw, int64_t timeout
     cdef int64_t stall_ns = tracker.stall_ns
     cdef int64_t deadline, left
     if stall_ns <= 0:
-        return lock_acquire_blocking(raw, timeout_ns)
+        return lock_acquire_blocking(raw, timeout_ns, lock)
     deadline = -1 if timeout_ns < 0 else fs_monotonic_ns() + timeout_ns
     while True:
         if deadline >= 0:
             left = deadline - fs_monotonic_ns()
             if left <= stall_ns:
-                return fs_lock_try_acquire(raw) or (left > 0 and lock_acquire_blocking(raw, left))
-        if lock_acquire_blocking(raw, stall_ns):
+                return fs_lock_try_acquire(raw) or (left > 0 and lock_acquire_blocking(raw, left, lock))
+        if lock_acquire_blocking(raw, stall_ns, lock):
             return True
         tracker.stalled(lock)

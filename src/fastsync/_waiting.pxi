@@ -132,11 +132,12 @@ ctypedef bint (*keep_step)(void *target) noexcept nogil
 ctypedef bint (*retry_step)(void *target) noexcept
 
 
-cdef bint wait_with_gil_released(wait_step wait, void *target, int64_t timeout_ns,
-                                 keep_step keep=NULL, retry_step retry=NULL) except -1:
+cdef bint wait_loop(wait_step wait, void *target, int64_t timeout_ns,
+                    keep_step keep, retry_step retry) except -1:
     """The blocking loop of every primitive: wait with the GIL released; after
     a signal, run the handlers (which may raise) and wait again until the same
-    deadline.  Returns whether the wait got its object."""
+    deadline.  Returns whether the wait got its object.  Run by
+    wait_with_gil_released (_blocked.pxi), which notes what it waits for."""
     cdef int64_t deadline = deadline_for(timeout_ns)
     cdef int64_t spin_ns = spin_ns_for_this_thread()
     cdef fs_result result
@@ -203,14 +204,14 @@ cdef bint lock_keep_step(void *target) noexcept nogil:
         return False    # not ended after all: wait again
     return True
 
-cdef bint lock_acquire_blocking(fs_lock *lock, int64_t timeout_ns) except -1:
+cdef bint lock_acquire_blocking(fs_lock *lock, int64_t timeout_ns, object waited) except -1:
     """Wait for the lock; the caller's uncontended attempt has failed."""
     cdef lock_wait w
     if finalizing_here() and fs_lock_take_from_gil_waiter(lock):
         return True
     w.lock = lock
     w.waiting_since = 0
-    if not wait_with_gil_released(lock_wait_step, &w, timeout_ns, lock_keep_step,
+    if not wait_with_gil_released(lock_wait_step, &w, timeout_ns, waited, lock_keep_step,
                                   lock_retry_step):
         return False
     # Had the lock been taken over, this thread would not be here.
@@ -218,13 +219,13 @@ cdef bint lock_acquire_blocking(fs_lock *lock, int64_t timeout_ns) except -1:
     return True
 
 
-cdef int lock_acquire_deferring_signals(fs_lock *lock) except -1:
+cdef int lock_acquire_deferring_signals(fs_lock *lock, object waited) except -1:
     """Acquire for sure, then raise what a signal handler raised meanwhile:
     code after Condition.wait() must hold the lock even when interrupted."""
     pending = None
     while True:
         try:
-            lock_acquire_blocking(lock, -1)
+            lock_acquire_blocking(lock, -1, waited)
             break
         except BaseException as error:
             if pending is None:
@@ -245,11 +246,11 @@ cdef fs_result event_wait_step(void *target, int64_t deadline_ns, int64_t spin_n
     return fs_event_wait_until(w.event, w.observed_state, deadline_ns, spin_ns)
 
 cdef bint event_wait_blocking(fs_event *event, uint32_t observed_state,
-                              int64_t timeout_ns) except -1:
+                              int64_t timeout_ns, object waited) except -1:
     cdef event_wait w
     w.event = event
     w.observed_state = observed_state
-    return wait_with_gil_released(event_wait_step, &w, timeout_ns)
+    return wait_with_gil_released(event_wait_step, &w, timeout_ns, waited)
 
 
 # Semaphore
@@ -257,8 +258,8 @@ cdef bint event_wait_blocking(fs_event *event, uint32_t observed_state,
 cdef fs_result semaphore_wait_step(void *target, int64_t deadline_ns, int64_t spin_ns) noexcept nogil:
     return fs_semaphore_acquire_until(<fs_semaphore *>target, deadline_ns, spin_ns)
 
-cdef bint semaphore_acquire_blocking(fs_semaphore *sem, int64_t timeout_ns) except -1:
-    return wait_with_gil_released(semaphore_wait_step, sem, timeout_ns)
+cdef bint semaphore_acquire_blocking(fs_semaphore *sem, int64_t timeout_ns, object waited) except -1:
+    return wait_with_gil_released(semaphore_wait_step, sem, timeout_ns, waited)
 
 
 # Condition: a waiter's own wait for its notification
@@ -266,5 +267,5 @@ cdef bint semaphore_acquire_blocking(fs_semaphore *sem, int64_t timeout_ns) exce
 cdef fs_result condition_wait_step(void *target, int64_t deadline_ns, int64_t spin_ns) noexcept nogil:
     return fs_cond_wait_notified(<fs_cond_waiter *>target, deadline_ns, spin_ns)
 
-cdef bint condition_wait_blocking(fs_cond_waiter *waiter, int64_t timeout_ns) except -1:
-    return wait_with_gil_released(condition_wait_step, waiter, timeout_ns)
+cdef bint condition_wait_blocking(fs_cond_waiter *waiter, int64_t timeout_ns, object waited) except -1:
+    return wait_with_gil_released(condition_wait_step, waiter, timeout_ns, waited)
