@@ -1,22 +1,20 @@
-"""fastsync.debug's deadlock finding: the cycles of threads blocked on each
-other's locks, now."""
+"""fastsync.debug's deadlock finding and blocked-thread listing: the cycles
+of threads blocked on each other's locks now, and every blocked thread."""
 
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, List, Tuple
 
-from . import _state as shared
 from ._frames import _describe, _format_stack, _outside_frame, _stack, _thread_name
-from ._state import _drain, _holders, _Node, _nodes, _threads
+from ._waits import _deadlocked, _Wait, _waits
 
 if TYPE_CHECKING:
-    from . import DeadlockedThread
+    from . import BlockedThread, DeadlockedThread
 
 
 def _deadlocks() -> List[List[DeadlockedThread]]:
-    """find_deadlocks(), empty once debugging is off (a thread that stalled
-    may ask just after disable())."""
+    """find_deadlocks()."""
     return [entries for _, entries in _deadlock_cycles()]
 
 
@@ -26,41 +24,35 @@ def _deadlock_cycles() -> List[Tuple[Tuple[int, ...], List[DeadlockedThread]]]:
     same moment as its entries."""
     from . import DeadlockedThread   # late: fastsync.debug imports this module
 
-    with shared._guard:
-        _drain()
-        waiting = {ident: state for ident, state in _threads.items() if state.waiting_for is not None}
-        cycles: List[List[Tuple[int, int, List[int]]]] = []
-        seen: Set[int] = set()
-        for ident in waiting:
-            path: List[int] = []
-            on_path: Dict[int, int] = {}
-            current: Optional[int] = ident
-            while current is not None and current not in seen and current not in on_path:
-                on_path[current] = len(path)
-                path.append(current)
-                lock_id = waiting[current].waiting_for if current in waiting else None
-                holder = _holders.get(lock_id) if lock_id is not None else None
-                current = holder.ident if holder is not None and waiting.get(holder.ident) is holder else None
-            if current is not None and current in on_path:
-                cycles.append([(t, waiting[t].waiting_for or 0, list(waiting[t].held))
-                               for t in path[on_path[current]:]])
-            seen.update(path)
-        described = [[(t, _lock_and_node(w), [_lock_and_node(h) for h in held if h in _nodes])
-                      for t, w, held in cycle] for cycle in cycles]
+    cycles = _deadlocked()
     frames = sys._current_frames()
     result = []
-    for cycle, found in zip(described, cycles, strict=True):
-        entries = []
-        for ident, waited, held in cycle:
-            frame = frames.get(ident)
-            stack = _format_stack(_stack(_outside_frame(frame)), "") if frame is not None else []
-            entries.append(DeadlockedThread(
-                thread=ident, name=_thread_name(ident),
-                waiting_for=_describe(*waited), holding=[_describe(*h) for h in held], stack=stack))
-        result.append((tuple(sorted(waited_id for _, waited_id, _ in found)), entries))
+    for cycle in cycles:
+        entries = [DeadlockedThread(
+            thread=wait.thread, name=_thread_name(wait.thread),
+            waiting_for=_describe(wait.obj, wait.node),
+            holding=[_describe(lock, node) for lock, node in wait.held],
+            stack=_thread_stack(frames, wait.thread)) for wait in cycle]
+        result.append((tuple(sorted(wait.key for wait in cycle)), entries))
     return result
 
 
-def _lock_and_node(lock_id: int) -> Tuple[Any, _Node]:
-    node = _nodes[lock_id]
-    return node.ref(), node
+def _blocked_threads() -> List[BlockedThread]:
+    """blocked_threads(): longest waiting first."""
+    from . import BlockedThread   # late: fastsync.debug imports this module
+
+    waits = sorted(_waits().values(), key=_longest_first)
+    frames = sys._current_frames()
+    return [BlockedThread(
+        thread=wait.thread, name=_thread_name(wait.thread), waiting_for=_describe(wait.obj, wait.node),
+        waited=wait.waited_ns / 1e9, held_by=wait.holder,
+        stack=_thread_stack(frames, wait.thread)) for wait in waits]
+
+
+def _longest_first(wait: _Wait) -> int:
+    return -wait.waited_ns
+
+
+def _thread_stack(frames: dict, ident: int) -> List[str]:
+    frame = frames.get(ident)
+    return _format_stack(_stack(_outside_frame(frame)), "") if frame is not None else []

@@ -12,7 +12,9 @@ from typing import Any, Callable, Dict, List, Optional
 
 from . import _state as shared
 from ._deadlocks import _deadlock_cycles
-from ._frames import _caller, _describe, _format_stack, _site, _stack, _stacklevel, _thread_label
+from ._frames import (
+    _caller, _cycle_lines, _describe, _format_stack, _site, _stack, _stacklevel, _thread_label,
+)
 from ._state import (
     _dead, _drain, _Edge, _holders, _Node, _node_for, _nodes, _profiles, _remove_held,
     _reported, _state, _take, _ThreadState, _threads,
@@ -55,13 +57,15 @@ class _Tracker:
 
     def begin_wait(self, lock: Any) -> int:
         """Before a wait for the lock; returns the clock for end_wait."""
+        started = time.monotonic_ns()
         if shared._tracking:
             state = _state()
             with shared._guard:
                 _drain()
                 _node_for(lock)
                 state.waiting_for = id(lock)
-        return time.monotonic_ns()
+                state.waiting_since = started
+        return started
 
     def end_wait(self, lock: Any, started: int, acquired: bool) -> None:
         self._count(lock, time.monotonic_ns() - started, acquired)
@@ -117,13 +121,8 @@ class _Tracker:
                 _reported.add(key)
             from . import LockOrderWarning   # late: fastsync.debug imports this module
 
-            lines = [f"fastsync: {len(cycle)} threads are deadlocked, each waiting for a lock "
-                     f"the next one holds:"]
-            for entry in cycle:
-                lines.append(f"  thread {entry.name!r} ({entry.thread}) waits for {entry.waiting_for}")
-                lines.extend("    holding " + held for held in entry.holding)
-                lines.extend("    " + line for line in entry.stack)
-            warnings.warn("\n".join(lines), LockOrderWarning, stacklevel=_stacklevel())
+            warnings.warn("\n".join(_cycle_lines(cycle, stacks=True)), LockOrderWarning,
+                          stacklevel=_stacklevel())
 
     def acquire(self, lock: Any, acquire: Callable[..., bool], blocking: Any, timeout: Any) -> bool:
         """acquire(blocking, timeout) of the pure-Python backend's watching
