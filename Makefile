@@ -1,6 +1,7 @@
 # Everyday commands.  PYTHON picks the interpreter: make test PYTHON=python3.13
 # They run in a virtual environment: PYTHON's own if it runs in one, else the
-# project's .venv, made from PYTHON (tools/project-python).
+# project's .venv, made from PYTHON (tools/project-python).  A .venv that they
+# did not make is never replaced or removed: used if it runs PYTHON, else left.
 PYTHON ?= python3
 RUN = py=$$(sh tools/project-python "$(PYTHON)") && "$$py"
 
@@ -34,5 +35,6 @@ lint:
 	$(RUN) -m ruff check src tests bench docs setup.py && MYPYPATH=src "$$py" -m mypy src/fastsync tests/check_types.py
 
 clean:
-	rm -rf build dist docs/_build src/*.egg-info src/fastsync/_compiled.c bench/_bench_floor.c src/fastsync/*.so src/fastsync/*.html .venv
+	rm -rf build dist docs/_build src/*.egg-info src/fastsync/_compiled.c bench/_bench_floor.c src/fastsync/*.so src/fastsync/*.html
+	sh tools/project-python --remove
 	-$(MAKE) -C csrc clean
