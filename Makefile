@@ -31,8 +31,11 @@ docs:
 check-c:
 	$(MAKE) -C csrc check
 
+# Install the pinned lint tools (tools/lint-requirements.txt), then run ruff
+# with the rules in pyproject.toml and mypy over the package.
 lint:
-	$(RUN) -m ruff check src tests bench docs setup.py && MYPYPATH=src "$$py" -m mypy src/fastsync tests/check_types.py
+	$(RUN) -m pip install --quiet -r tools/lint-requirements.txt \
+	  && "$$py" -m ruff check src tests bench docs setup.py && MYPYPATH=src "$$py" -m mypy src/fastsync tests/check_types.py
 
 clean:
 	rm -rf build dist docs/_build src/*.egg-info src/fastsync/_compiled.c bench/_bench_floor.c src/fastsync/*.so src/fastsync/*.html
