@@ -225,3 +225,43 @@ def test_setup_builds_no_extension_on_a_free_threaded_python():
     assert "free-threaded" in result.stderr
     result = run_setup(free_threaded=True, **{REQUIRE_EXTENSIONS: "1"})
     assert result.returncode != 0 and "free-threaded" in result.stderr
+
+
+# pip shows a build's output only when it fails or with -v, so setup.py also
+# writes its fallback banner straight to the user's terminal.  The child here
+# has a pseudo-terminal as its controlling terminal and pipes for stdout and
+# stderr, as a build under pip has; it runs setup.py's function on its own.
+TO_TERMINAL = """
+import ast, os, sys
+with open("setup.py") as file:
+    tree = ast.parse(file.read())
+(function,) = [node for node in tree.body if getattr(node, "name", None) == "_to_terminal"]
+namespace = {"os": os, "sys": sys}
+exec(compile(ast.Module(body=[function], type_ignores=[]), "setup.py", "exec"), namespace)
+namespace["_to_terminal"]("fastsync banner for the terminal\\n")
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty") or not hasattr(os, "setsid"), reason="no pseudo-terminals")
+def test_setup_writes_its_banner_to_the_terminal():
+    import subprocess
+    import sys
+
+    controller, terminal = os.openpty()
+    terminal_name = os.ttyname(terminal)
+
+    def take_terminal():
+        os.setsid()
+        os.close(os.open(terminal_name, os.O_RDWR))   # becomes the controlling terminal
+
+    try:
+        result = subprocess.run([sys.executable, "-c", TO_TERMINAL], cwd=REPO, capture_output=True,
+                                text=True, timeout=30, preexec_fn=take_terminal)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == result.stderr == ""
+        os.set_blocking(controller, False)
+        shown = os.read(controller, 4096).decode()
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert "fastsync banner for the terminal" in shown
