@@ -140,14 +140,34 @@ class OptionalBuildExt(build_ext):
         else:
             message = BANNER.format(error=error)
         sys.stderr.write(message)
-        # pip hides build output unless it fails; this file tells the user why.
-        self.warn(message)
+        _to_terminal(message)
 
 
     def _remove_built(self, name):
         path = self.get_ext_fullpath(name)
         if os.path.exists(path):
             os.remove(path)
+
+
+def _to_terminal(message):
+    """Write message to the user's terminal too, when stderr is not it.
+
+    pip captures a build's output and shows it only when the build fails or
+    with -v, so a fallback banner on stderr alone goes unseen; the build still
+    runs in the user's terminal session.  Without one (CI logs), the
+    FallbackWarning at import is what the user sees."""
+    if sys.stderr.isatty() or not hasattr(os, "O_NOCTTY"):
+        return
+    try:
+        terminal = os.open("/dev/tty", os.O_WRONLY | os.O_NOCTTY)
+    except OSError:   # no controlling terminal
+        return
+    try:
+        os.write(terminal, message.encode("utf-8", "replace"))
+    except OSError:
+        pass
+    finally:
+        os.close(terminal)
 
 
 def _read(path):

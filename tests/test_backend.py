@@ -83,15 +83,21 @@ for w in caught:
 # The extension simply isn't there, as after an install without a compiler.
 MISSING_EXTENSION = """
 import sys
+import warnings
+
 sys.modules["fastsync._compiled"] = None
-import fastsync
-print(fastsync.BACKEND)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import fastsync
+print(fastsync.BACKEND, *[w.category.__name__ for w in caught])
+for w in caught:
+    print(w.message)
 """
 
 
-def run_without_switch(code):
-    env = {key: value for key, value in os.environ.items() if key != NO_EXTENSIONS}
-    env["PYTHONWARNINGS"] = "error"
+def run_without_switch(code, **env):
+    env = {**{key: value for key, value in os.environ.items() if key != NO_EXTENSIONS}, **env}
+    env.setdefault("PYTHONWARNINGS", "error")
     result = run_python(code, env=env, replace_env=True, timeout=30)
     assert result.returncode == 0, result.stderr
     return result.stdout.splitlines()
@@ -104,8 +110,46 @@ def test_broken_extension_warns():
     assert "pure-Python fallback" in message
 
 
-def test_missing_extension_falls_back_quietly():
+# On CPython a missing extension is a failed or skipped compile the user may
+# never have seen (pip shows build output only with -v): the import says so,
+# with the cause and the fix.  PyPy never gets the extension, so it is quiet.
+@pytest.mark.skipif(platform.python_implementation() != "CPython", reason="CPython only")
+def test_missing_extension_warns_on_cpython():
+    backend_line, message = run_without_switch(MISSING_EXTENSION)
+    assert backend_line == "python FallbackWarning"
+    assert "compiled backend is not installed" in message
+    assert "C compiler" in message and "reinstall" in message
+    assert f"{NO_EXTENSIONS}=1" in message
+
+
+@pytest.mark.skipif(platform.python_implementation() == "CPython", reason="not CPython")
+def test_missing_extension_is_quiet_elsewhere():
     assert run_without_switch(MISSING_EXTENSION) == ["python"]
+
+
+def test_missing_extension_is_quiet_when_the_fallback_is_asked_for():
+    assert run_without_switch(MISSING_EXTENSION, **{NO_EXTENSIONS: "1"}) == ["python"]
+
+
+# One warning per process, and a filter set before the import (the category
+# can't be named before fastsync is imported) silences it.
+MISSING_EXTENSION_TWICE = """
+import importlib, sys
+sys.modules["fastsync._compiled"] = None
+import fastsync
+importlib.import_module("fastsync")
+print(fastsync.BACKEND)
+"""
+
+
+@pytest.mark.skipif(platform.python_implementation() != "CPython", reason="CPython only")
+def test_missing_extension_warning_is_filterable():
+    ignore = "error,ignore:fastsync's compiled backend is not installed"
+    assert run_without_switch(MISSING_EXTENSION_TWICE, PYTHONWARNINGS=ignore) == ["python"]
+    env = {key: value for key, value in os.environ.items() if key not in (NO_EXTENSIONS, "PYTHONWARNINGS")}
+    result = run_python(MISSING_EXTENSION_TWICE, env=env, replace_env=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("FallbackWarning") == 1, result.stderr
 
 
 def test_fallback_warning_is_a_runtime_warning():
@@ -181,3 +225,43 @@ def test_setup_builds_no_extension_on_a_free_threaded_python():
     assert "free-threaded" in result.stderr
     result = run_setup(free_threaded=True, **{REQUIRE_EXTENSIONS: "1"})
     assert result.returncode != 0 and "free-threaded" in result.stderr
+
+
+# pip shows a build's output only when it fails or with -v, so setup.py also
+# writes its fallback banner straight to the user's terminal.  The child here
+# has a pseudo-terminal as its controlling terminal and pipes for stdout and
+# stderr, as a build under pip has; it runs setup.py's function on its own.
+TO_TERMINAL = """
+import ast, os, sys
+with open("setup.py") as file:
+    tree = ast.parse(file.read())
+(function,) = [node for node in tree.body if getattr(node, "name", None) == "_to_terminal"]
+namespace = {"os": os, "sys": sys}
+exec(compile(ast.Module(body=[function], type_ignores=[]), "setup.py", "exec"), namespace)
+namespace["_to_terminal"]("fastsync banner for the terminal\\n")
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty") or not hasattr(os, "setsid"), reason="no pseudo-terminals")
+def test_setup_writes_its_banner_to_the_terminal():
+    import subprocess
+    import sys
+
+    controller, terminal = os.openpty()
+    terminal_name = os.ttyname(terminal)
+
+    def take_terminal():
+        os.setsid()
+        os.close(os.open(terminal_name, os.O_RDWR))   # becomes the controlling terminal
+
+    try:
+        result = subprocess.run([sys.executable, "-c", TO_TERMINAL], cwd=REPO, capture_output=True,
+                                text=True, timeout=30, preexec_fn=take_terminal)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == result.stderr == ""
+        os.set_blocking(controller, False)
+        shown = os.read(controller, 4096).decode()
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert "fastsync banner for the terminal" in shown

@@ -3,7 +3,7 @@
 #
 # A hand-off (a lock, an event, a notification) to a thread that slept costs
 # the kernel waking it, often on an idle CPU; to a thread still looking it
-# costs a few cache misses (README.md, "Spinning").  A wait that outlasts the
+# costs a few cache misses (docs/design.md, "Spinning").  A wait that outlasts the
 # spin costs that CPU time once.
 
 # Long enough to cover the Python code a partner runs between two hand-offs,

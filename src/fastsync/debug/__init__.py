@@ -93,32 +93,32 @@ class LockOrderError(RuntimeError):
 class DeadlockedThread(NamedTuple):
     """One thread of a cycle that find_deadlocks() found."""
 
-    thread: int              # its ident
-    name: str
-    waiting_for: str         # the lock's repr and creation site (if known)
-    holding: List[str]       # the fastsync locks it holds, oldest first (see find_deadlocks)
-    stack: List[str]         # formatted frames, outermost first
+    thread: int              #: The thread's ident.
+    name: str                #: The thread's name.
+    waiting_for: str         #: The lock it waits for: its repr, and where it was created if known.
+    holding: List[str]       #: The fastsync locks it holds, oldest first (see find_deadlocks()).
+    stack: List[str]         #: Its stack as formatted frames, outermost first.
 
 
 class BlockedThread(NamedTuple):
     """A thread blocked in a fastsync wait, as blocked_threads() found it."""
 
-    thread: int              # its ident
-    name: str
-    waiting_for: str         # the primitive's repr, and its creation site if known
-    waited: float            # seconds so far
-    held_by: Optional[int]   # the ident of the thread holding the lock, if known
-    stack: List[str]         # formatted frames, outermost first
+    thread: int              #: The thread's ident.
+    name: str                #: The thread's name.
+    waiting_for: str         #: What it waits for: its repr, and where it was created if known.
+    waited: float            #: How long it has waited so far, in seconds.
+    held_by: Optional[int]   #: The ident of the thread holding the lock, if known.
+    stack: List[str]         #: Its stack as formatted frames, outermost first.
 
 
 class LockStats(NamedTuple):
     """A profile's figures for the locks created at one site."""
 
-    site: str
-    acquisitions: int
-    contended: int           # acquires that found the lock taken and waited
-    total_wait: float        # seconds
-    longest_wait: float      # seconds
+    site: str                #: Where the locks were created (or first acquired).
+    acquisitions: int        #: How many times those locks were acquired.
+    contended: int           #: The acquires that found the lock taken and waited.
+    total_wait: float        #: The time those waited, in seconds.
+    longest_wait: float      #: The longest of those waits, in seconds.
 
 
 
