@@ -6,6 +6,7 @@ import logging
 import os
 import pickle
 import queue
+import subprocess
 import sys
 import threading
 from unittest import mock
@@ -14,7 +15,7 @@ import pytest
 
 import fastsync
 from fastsync._patch import PATCHED_NAMES, PYTHON_CLASS_NAMES
-from helpers import CHILD_OPTIONS, assert_weakly_referenceable, backend_params, run_python, start
+from helpers import CHILD_OPTIONS, assert_weakly_referenceable, backend_params, start
 
 ORIGINALS = {name: getattr(threading, name) for name in PATCHED_NAMES}
 
@@ -317,8 +318,6 @@ def test_multiprocessing_barrier_under_patch(tmp_path, module, method, order):
     env.pop("FASTSYNC_NO_EXTENSIONS", None)
     if module.endswith("_fallback"):
         env["FASTSYNC_NO_EXTENSIONS"] = "1"
-    import subprocess
-
     result = subprocess.run([sys.executable, str(script), order, method], env=env, capture_output=True,
                             text=True, timeout=180, **CHILD_OPTIONS)
     assert result.returncode == 0, result.stderr

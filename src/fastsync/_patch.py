@@ -60,7 +60,7 @@ class _InstalledType(type):
         # Called for a class statement (or type()) with an installed class
         # among its bases: it builds on threading's class, as it would have
         # done before patch().
-        bases = tuple(getattr(base, "_threading_class") if isinstance(base, _InstalledType) else base
+        bases = tuple(base._threading_class if isinstance(base, _InstalledType) else base
                       for base in bases)
         return types.new_class(name, bases, kwargs, lambda body: body.update(namespace))
 
@@ -68,10 +68,10 @@ class _InstalledType(type):
     # so threading's objects made before patch() still count, and so do
     # instances of subclasses (built on threading's class).
     def __instancecheck__(cls, obj: Any) -> bool:
-        return isinstance(obj, (cls.__base__, cls._threading_class))
+        return isinstance(obj, cls.__bases__ + (cls._threading_class,))
 
     def __subclasscheck__(cls, subclass: Any) -> bool:
-        return issubclass(subclass, (cls.__base__, cls._threading_class))
+        return issubclass(subclass, cls.__bases__ + (cls._threading_class,))
 
 
 def _threading_calls_init_by_name(name: str) -> bool:
@@ -83,7 +83,7 @@ def _threading_calls_init_by_name(name: str) -> bool:
     return name == "Semaphore" and code is not None and {"Semaphore", "__init__"} <= set(code.co_names)
 
 
-def _init_for_both(ours: type, threading_class: type) -> Any:
+def _init_for_both(ours: Any, threading_class: Any) -> Any:
     ours_init, threadings_init = ours.__init__, threading_class.__init__
 
     def __init__(self, *args, **kwargs):
