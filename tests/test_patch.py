@@ -309,7 +309,7 @@ if __name__ == "__main__":
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork start method needs os.fork")
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("module", backend_params())
-@pytest.mark.parametrize("method", ["fork", "spawn"])
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
 @pytest.mark.parametrize("order", ["patch-first", "import-first"])
 def test_multiprocessing_barrier_under_patch(tmp_path, module, method, order):
     script = tmp_path / "mp_barrier.py"
