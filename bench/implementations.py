@@ -9,6 +9,7 @@ as it exists, without touching this file.
 from __future__ import annotations
 
 import importlib
+import os
 import queue
 import threading
 from dataclasses import dataclass, field
@@ -21,6 +22,9 @@ KINDS = ("Lock", "RLock", "Event", "Condition", "Semaphore", "BoundedSemaphore",
 
 BASELINE = "threading"
 FLOOR = "floor"
+# Set by --patched, for the worker processes too: adds the classes that
+# fastsync.patch() installs in threading for its Python classes.
+PATCHED_VARIABLE = "FASTSYNC_BENCH_PATCHED"
 
 
 def fastsync_backends() -> Dict[str, str]:
@@ -78,12 +82,26 @@ def discover() -> Tuple[List[Implementation], List[str]]:
         notes.append("fastrlock: not installed (pip install fastrlock to compare RLock with it)")
     else:
         found.append(Implementation("fastrlock", "fastrlock", {"RLock": FastRLock}))
+    if os.environ.get(PATCHED_VARIABLE):
+        found.append(patched_classes())
     floor, why_not = bench_floor()
     if floor is None:
         notes.append(f"floor: {why_not}")
     else:
         found.append(floor)
     return found, notes
+
+
+def patched_classes() -> Implementation:
+    """What threading.Event() and the others make while fastsync.patch() is
+    on, where threading's class is a Python class: a subclass of fastsync's
+    whose attributes can be set (see fastsync._patch)."""
+    import fastsync
+    from fastsync._patch import PYTHON_CLASS_NAMES
+
+    with fastsync.patched():
+        constructors = {kind: getattr(threading, kind) for kind in PYTHON_CLASS_NAMES}
+    return Implementation("patched", f"patch() ({fastsync.BACKEND})", constructors)
 
 
 # How to get the floor where it is missing; the Makefile's test and bench

@@ -209,13 +209,16 @@ STDLIB_UNDER_PATCHES = """
     assert join(waiter) is True
 
     # unpatch() must not take back what the monkey-patching installed since.
+    from fastsync._patch import installed_by_patch
     names = ("Lock", "RLock", "Event", "Condition", "Semaphore", "BoundedSemaphore", "Barrier")
-    theirs = {name: getattr(threading, name) for name in names
-              if getattr(threading, name) is not getattr(fastsync, name)}
+    def ours(name):
+        value = getattr(threading, name)
+        return value is getattr(fastsync, name) or installed_by_patch(value)
+    theirs = {name: getattr(threading, name) for name in names if not ours(name)}
     assert "Lock" in theirs
     fastsync.unpatch()
     assert all(getattr(threading, name) is value for name, value in theirs.items())
-    assert not any(getattr(threading, name) is getattr(fastsync, name) for name in names)
+    assert not any(ours(name) for name in names)
 """
 
 

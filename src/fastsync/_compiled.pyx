@@ -51,6 +51,7 @@ include "_event.pxi"
 include "_semaphore.pxi"
 include "_condition.pxi"       # Condition, and Barrier over it
 include "_under_gevent.pxi"    # threading's cooperative primitives under gevent
+include "_installed.pxi"       # what fastsync.patch() installs in threading
 
 
 # ---------------------------------------------------------------------------

@@ -120,6 +120,28 @@ cdef inline bint finalizing_elsewhere() noexcept nogil:
     return exiting != 0 and exiting != thread_id() and fastsync_is_finalizing()
 
 
+# From 3.15, threading's locks refuse a wait that must block while the
+# interpreter is being finalized (no other thread can run then, so nothing
+# could end the wait): PythonFinalizationError, where earlier versions wait
+# for ever.  The waits built on them (Event, Condition, Semaphore, Barrier)
+# raise it too, and so do ours, each from the one blocking loop below.
+cdef extern from *:
+    """
+    #if !defined(PYPY_VERSION) && PY_VERSION_HEX >= 0x030F0000
+    #  define FASTSYNC_FINALIZATION_REFUSES_WAITS 1
+    #else
+    #  define FASTSYNC_FINALIZATION_REFUSES_WAITS 0
+    #endif
+    """
+    const bint FINALIZATION_REFUSES_WAITS "FASTSYNC_FINALIZATION_REFUSES_WAITS"
+
+# Taken now: module globals may be gone when a finalizer needs it.
+cdef object finalization_error_type = getattr(__import__("builtins"), "PythonFinalizationError", None)
+
+cdef int refuse_wait_at_finalization() except -1:
+    raise finalization_error_type("cannot acquire lock at interpreter finalization")
+
+
 # One wait of a primitive, with the GIL released: FS_OK (got it, was
 # set, was notified), FS_TIMED_OUT or FS_INTERRUPTED (a signal).
 ctypedef fs_result (*wait_step)(void *target, int64_t deadline_ns,
@@ -142,6 +164,8 @@ cdef bint wait_loop(wait_step wait, void *target, int64_t timeout_ns,
     cdef int64_t spin_ns = spin_ns_for_this_thread()
     cdef fs_result result
     cdef bint kept
+    if FINALIZATION_REFUSES_WAITS and fastsync_is_finalizing():
+        refuse_wait_at_finalization()
     while True:
         kept = True
         with nogil:
@@ -228,6 +252,8 @@ cdef int lock_acquire_deferring_signals(fs_lock *lock, object waited) except -1:
             lock_acquire_blocking(lock, -1, waited)
             break
         except BaseException as error:
+            if FINALIZATION_REFUSES_WAITS and isinstance(error, finalization_error_type):
+                raise   # every later attempt would be refused too
             if pending is None:
                 pending = error
     if pending is not None:
