@@ -1,7 +1,8 @@
 """Drop-in replacements for threading's synchronization primitives.
 
 fastsync.Lock, RLock, Event, Condition, Semaphore, BoundedSemaphore and
-Barrier behave like threading's and are faster.  The
+Barrier behave like threading's and are faster.  fastsync.RWLock, which
+threading lacks, is a readers-writer lock whose two sides behave like Locks.  The
 compiled backend is used when it is installed; otherwise, or when
 FASTSYNC_NO_EXTENSIONS=1 is set, the pure-Python one.  fastsync.BACKEND says
 which: "cython" or "python".  The compiled backend serves the main interpreter
@@ -21,7 +22,7 @@ from ._env import DEBUG, NO_EXTENSIONS, env_flag
 
 __all__ = [
     "BACKEND", "Barrier", "BoundedSemaphore", "BrokenBarrierError", "Condition", "Event",
-    "FallbackWarning", "Lock", "RLock", "Semaphore", "patch", "patched", "unpatch",
+    "FallbackWarning", "Lock", "RLock", "RWLock", "Semaphore", "patch", "patched", "unpatch",
 ]
 __version__ = "0.1.0"
 
@@ -89,15 +90,15 @@ def _compiled_installed():
 # (the fallback's Lock() returns the interpreter's own lock, which a checker
 # can't see through).
 if TYPE_CHECKING:
-    from ._compiled import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore
+    from ._compiled import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, RWLock, Semaphore
 
     BACKEND = "cython"
 elif env_flag(NO_EXTENSIONS):
-    from ._fallback import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore
+    from ._fallback import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, RWLock, Semaphore
 
     _BACKEND = "python"
 elif _in_subinterpreter():
-    from ._fallback import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore
+    from ._fallback import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, RWLock, Semaphore
 
     _BACKEND = "python"
     if _compiled_installed():
@@ -107,7 +108,7 @@ elif _in_subinterpreter():
         warnings.warn(_SUBINTERPRETER_MESSAGE, FallbackWarning, stacklevel=2)
 else:
     try:
-        from ._compiled import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore
+        from ._compiled import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, RWLock, Semaphore
 
         _BACKEND = "cython"
     except ImportError as error:
@@ -119,7 +120,7 @@ else:
                 "using the pure-Python fallback, which is slower",
                 FallbackWarning, stacklevel=2,
             )
-        from ._fallback import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore
+        from ._fallback import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, RWLock, Semaphore
 
         _BACKEND = "python"
 

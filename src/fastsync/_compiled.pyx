@@ -34,7 +34,7 @@ from fastsync._common import (ISSET_WARNING, ISSET_WARNS, NOTIFYALL_WARNING, WAI
                               check_rlock_arguments, type_name)
 from fastsync._env import NO_SPIN, env_flag
 
-__all__ = ["Barrier", "BoundedSemaphore", "Condition", "Event", "Lock", "RLock", "Semaphore"]
+__all__ = ["Barrier", "BoundedSemaphore", "Condition", "Event", "Lock", "RLock", "RWLock", "Semaphore"]
 
 WAIT_BACKEND = FS_WAIT_BACKEND_NAME.decode("ascii")
 
@@ -44,6 +44,7 @@ include "_waiting.pxi"         # spinning, the GIL hint, the blocking loops
 include "_debug.pxi"           # fastsync.debug's hooks, behind one flag
 include "_lock.pxi"
 include "_rlock.pxi"
+include "_rwlock.pxi"          # RWLock and its two sides
 include "_event.pxi"
 include "_semaphore.pxi"
 include "_condition.pxi"       # Condition, and Barrier over it
@@ -80,6 +81,8 @@ fastsync_lock_exit_takes_three = _lock_exit_takes_three()
 fastsync_install_exit(Lock, 0, lock_exit)
 fastsync_install_exit(RLock, 1, rlock_exit)
 fastsync_install_exit(Semaphore, 2, semaphore_exit)
+fastsync_install_exit(_RWLockReader, 4, reader_exit)   # 3 is the benchmark floor's
+fastsync_install_exit(_RWLockWriter, 5, writer_exit)
 fastsync_install_lock_acquire(Lock, lock_state_offset())
 if _enter_takes_acquire_arguments(_thread.allocate_lock):
     fastsync_install_enter_taking_arguments(Lock, 0, NULL)

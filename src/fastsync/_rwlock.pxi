@@ -1,0 +1,295 @@
+# ---------------------------------------------------------------------------
+# RWLock: a readers-writer lock, with a lock-like object for each side
+#
+# The C lock (csrc/fs_rwlock.h) lives in the RWLock; its reader and writer
+# are the objects code takes and releases, each behaving like a
+# threading.Lock.  The policy and the per-thread read counts are the C
+# layer's.
+
+cdef str UPGRADE_MESSAGE = ("cannot acquire the writer side while this thread holds the reader side: "
+                            "upgrading is not supported (release the read first)")
+cdef str WRITING_MESSAGE = ("cannot acquire the reader side while this thread holds the writer side: "
+                            "use downgrade() to turn the write into a read")
+
+
+cdef int rw_refuse(int status) except -1:
+    if status == FS_RW_UPGRADE:
+        raise RuntimeError(UPGRADE_MESSAGE)
+    if status == FS_RW_WRITING:
+        raise RuntimeError(WRITING_MESSAGE)
+    if status == FS_RW_TOO_MANY:
+        raise OverflowError("too many reads of one RWLock")
+    if status == FS_RW_NO_MEMORY:
+        raise MemoryError()
+    return 0
+
+
+cdef struct rw_wait:
+    fs_rwlock *rw
+    uintptr_t me
+    int status    # an fs_rw_status that ended a read's wait, else 0
+
+cdef fs_result rw_read_step(void *target, int64_t deadline_ns, int64_t spin_ns) noexcept nogil:
+    cdef rw_wait *w = <rw_wait *>target
+    cdef int result = fs_rwlock_read_until(w.rw, deadline_ns, spin_ns)
+    if result < 0:
+        w.status = result
+        return FS_TIMED_OUT
+    return <fs_result>result
+
+cdef fs_result rw_write_step(void *target, int64_t deadline_ns, int64_t spin_ns) noexcept nogil:
+    cdef rw_wait *w = <rw_wait *>target
+    return fs_rwlock_write_until(w.rw, w.me, deadline_ns, spin_ns)
+
+
+cdef bint rw_acquire(fs_rwlock *rw, bint write, int64_t timeout_ns) except -1:
+    """One side's acquire without the debug hooks: try, then wait."""
+    cdef rw_wait w
+    cdef int got
+    w.rw = rw
+    w.me = thread_id()
+    w.status = 0
+    got = fs_rwlock_try_write(rw, w.me) if write else fs_rwlock_try_read(rw, w.me)
+    if got == 1:
+        return True
+    if got < 0:
+        return rw_refuse(got)
+    if timeout_ns == 0:
+        return False
+    if not wait_with_gil_released(rw_write_step if write else rw_read_step, &w, timeout_ns):
+        rw_refuse(w.status)
+        return False
+    return True
+
+
+cdef bint rw_debug_acquire(object side, fs_rwlock *rw, bint write, int64_t timeout_ns) except -1:
+    """An acquire told to fastsync.debug, as debug_acquire does for Lock; a
+    thread that reads already reads again unrecorded, as an RLock's re-entry."""
+    cdef int64_t stall_ns, deadline, left
+    if not write and fs_rwlock_read_depth(rw) != 0:
+        return rw_acquire(rw, write, 0)
+    tracker = debug_tracker
+    if write and fs_rwlock_read_depth(rw) != 0:
+        return rw_acquire(rw, write, 0)   # refused before anything is recorded
+    if timeout_ns != 0:
+        tracker.check_order(side)
+    if rw_acquire(rw, write, 0):
+        tracker.acquired(side)
+        return True
+    if timeout_ns == 0:
+        return False
+    started = tracker.begin_wait(side)
+    acquired = False
+    try:
+        stall_ns = tracker.stall_ns
+        if stall_ns <= 0:
+            acquired = rw_acquire(rw, write, timeout_ns)
+        else:
+            deadline = -1 if timeout_ns < 0 else fs_monotonic_ns() + timeout_ns
+            while True:
+                if deadline >= 0:
+                    left = deadline - fs_monotonic_ns()
+                    if left <= stall_ns:
+                        acquired = rw_acquire(rw, write, left if left > 0 else 0)
+                        break
+                if rw_acquire(rw, write, stall_ns):
+                    acquired = True
+                    break
+                tracker.stalled(side)
+    finally:
+        tracker.end_wait(side, started, acquired)
+    return acquired
+
+
+@cython.final
+cdef class RWLock:
+    """A readers-writer lock: many threads may hold its reader side at once,
+    or one thread its writer side.  Phase-fair: a waiting writer keeps new
+    readers out, and readers that waited through a write go in before the
+    next writer.  A thread that reads may read again at any time; it may
+    not take the writer side until it has released its reads."""
+
+    cdef fs_rwlock _rw
+    cdef readonly object reader
+    cdef readonly object writer
+    cdef object __weakref__
+
+    def __cinit__(self):
+        fs_rwlock_init(&self._rw)
+
+    def __init__(self):
+        # Made once: code keeps them (Condition(rw.writer)), and fastsync.debug
+        # knows each side by its identity.
+        if self.reader is None:
+            self.reader = _RWLockReader.__new__(_RWLockReader, self)
+            self.writer = _RWLockWriter.__new__(_RWLockWriter, self)
+        if debugging():
+            debug_created(self.reader)
+            debug_created(self.writer)
+
+    def downgrade(self):
+        """Turn this thread's write into a read, letting in the readers that
+        wait but no writer; RuntimeError unless this thread writes."""
+        cdef fs_rw_status status
+        if debugging():
+            debug_releasing(self.writer)
+        status = fs_rwlock_downgrade(&self._rw, thread_id())
+        if status == FS_RW_NOT_HELD:
+            raise RuntimeError("downgrade() needs the writer side held by this thread")
+        rw_refuse(status)
+        if debugging():
+            debug_restored(self.reader)
+
+    def _readers(self):
+        """How many threads read now.  For tests; not part of the API."""
+        return fs_rwlock_readers(&self._rw)
+
+    def _waiting(self):
+        """(readers, writers) waiting now.  For tests; not part of the API."""
+        return (fs_rwlock_count_readers_waiting(&self._rw),
+                fs_rwlock_count_writers_waiting(&self._rw))
+
+    def __repr__(self):
+        if fs_rwlock_is_written(&self._rw):
+            state = "write-locked"
+        elif fs_rwlock_readers(&self._rw):
+            state = f"read-locked by {fs_rwlock_readers(&self._rw)}"
+        else:
+            state = "unlocked"
+        return f"<{state} {type_name(self)} object at {id(self):#x}>"
+
+    def __reduce_ex__(self, protocol):
+        raise cannot_pickle(self)
+
+
+cdef class _RWLockSide:
+    cdef RWLock _owner
+    cdef fs_rwlock *_rw
+    cdef object __weakref__
+
+    def __cinit__(self, RWLock owner):
+        self._owner = owner
+        self._rw = &owner._rw
+
+    def __init__(self, *args, **kwargs):
+        raise TypeError(f"cannot create '{type(self).__name__}' instances: use RWLock().{self._side}")
+
+    @property
+    def rwlock(self):
+        """The RWLock this side belongs to."""
+        return self._owner
+
+    def __reduce_ex__(self, protocol):
+        raise TypeError(f"cannot pickle 'fastsync.RWLock.{self._side}' object")
+
+
+@cython.final
+cdef class _RWLockReader(_RWLockSide):
+    """The reader side of an RWLock: acquire, release, locked and `with`, as
+    threading.Lock's.  Only a thread that reads may release its read."""
+
+    _side = "reader"
+
+    def acquire(self, blocking=True, timeout=-1):
+        """Acquire a read, blocking or not, with an optional timeout in seconds.
+
+        Returns True if acquired, False if not."""
+        cdef int64_t timeout_ns = timeout_for(blocking, timeout)
+        cdef int got
+        if debugging():
+            return rw_debug_acquire(self, self._rw, False, timeout_ns)
+        got = fs_rwlock_try_read(self._rw, thread_id())
+        if got == 1:
+            return True
+        return rw_acquire(self._rw, False, timeout_ns)
+
+    def __enter__(self):
+        return reader_enter(self)
+
+    def release(self):
+        """Release one read of this thread; RuntimeError if it holds none."""
+        reader_exit(self)
+
+    # __exit__: reader_exit, installed below the class.
+
+    def locked(self):
+        """True if some thread holds the lock for reading."""
+        return fs_rwlock_readers(self._rw) != 0
+
+    def _is_owned(self):
+        """Whether this thread reads (for threading.Condition)."""
+        return fs_rwlock_read_depth(self._rw) != 0
+
+    def __repr__(self):
+        state = "locked" if fs_rwlock_readers(self._rw) else "unlocked"
+        return f"<{state} reader of fastsync.RWLock object at {id(self._owner):#x}>"
+
+
+cdef object reader_enter(object self):
+    cdef _RWLockReader side = <_RWLockReader>self
+    if debugging():
+        return rw_debug_acquire(self, side._rw, False, -1)
+    if fs_rwlock_try_read(side._rw, thread_id()) != 1:
+        rw_acquire(side._rw, False, -1)
+    return True
+
+
+cdef object reader_exit(object self):
+    cdef _RWLockReader side = <_RWLockReader>self
+    if debugging() and fs_rwlock_read_depth(side._rw) == 1:
+        debug_tracker.released_here(self)
+    if fs_rwlock_read_release(side._rw) != FS_RW_OK:
+        raise RuntimeError("cannot release un-acquired lock")
+
+
+@cython.final
+cdef class _RWLockWriter(_RWLockSide):
+    """The writer side of an RWLock: acquire, release, locked and `with`, as
+    threading.Lock's (so any thread may release it)."""
+
+    _side = "writer"
+
+    def acquire(self, blocking=True, timeout=-1):
+        """Acquire the write, blocking or not, with an optional timeout in seconds.
+
+        Returns True if acquired, False if not."""
+        cdef int64_t timeout_ns = timeout_for(blocking, timeout)
+        if debugging():
+            return rw_debug_acquire(self, self._rw, True, timeout_ns)
+        if fs_rwlock_try_write(self._rw, thread_id()) == 1:
+            return True
+        return rw_acquire(self._rw, True, timeout_ns)
+
+    def __enter__(self):
+        return writer_enter(self)
+
+    def release(self):
+        """Release the write; RuntimeError if nobody writes."""
+        writer_exit(self)
+
+    # __exit__: writer_exit, installed below the class.
+
+    def locked(self):
+        """True if some thread holds the lock for writing."""
+        return fs_rwlock_is_written(self._rw)
+
+    def __repr__(self):
+        state = "locked" if fs_rwlock_is_written(self._rw) else "unlocked"
+        return f"<{state} writer of fastsync.RWLock object at {id(self._owner):#x}>"
+
+
+cdef object writer_enter(object self):
+    cdef _RWLockWriter side = <_RWLockWriter>self
+    if debugging():
+        return rw_debug_acquire(self, side._rw, True, -1)
+    if fs_rwlock_try_write(side._rw, thread_id()) != 1:
+        rw_acquire(side._rw, True, -1)
+    return True
+
+
+cdef object writer_exit(object self):
+    cdef _RWLockWriter side = <_RWLockWriter>self
+    if debugging():
+        debug_releasing(self)
+    if fs_rwlock_write_release(side._rw) != FS_RW_OK:
+        raise RuntimeError("release unlocked lock")
