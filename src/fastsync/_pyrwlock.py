@@ -9,6 +9,7 @@ compiled backend's RWLock() returns this class then)."""
 from __future__ import annotations
 
 import _thread
+import os
 from collections import deque
 from typing import Any, Deque, Dict, List, NoReturn, Optional, Tuple
 
@@ -24,6 +25,21 @@ _tracker: Any = None
 def _set_debug_tracker(tracker: Any) -> None:
     global _tracker
     _tracker = tracker
+
+
+# A forked child forgets its parent's waiters, threads it doesn't have (and
+# whoever held a guard), as the compiled RWLock does; their reads stay counted,
+# as a Lock another thread holds stays held.
+_fork_generation = 0
+
+
+def _after_fork_in_child() -> None:
+    global _fork_generation
+    _fork_generation += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _timeout(blocking: Any, timeout: Any) -> Optional[float]:
@@ -47,10 +63,11 @@ class RWLock:
     next writer.  A thread that reads may read again at any time; it may
     not take the writer side until it has released its reads."""
 
-    __slots__ = ("_guard", "_depths", "_writing", "_writer", "_writers", "_sleepers",
+    __slots__ = ("_generation", "_guard", "_depths", "_writing", "_writer", "_writers", "_sleepers",
                  "reader", "writer", "__weakref__")
 
     def __init__(self) -> None:
+        self._generation = _fork_generation
         self._guard = _thread.allocate_lock()
         self._depths: Dict[int, int] = {}      # reading thread -> its reads
         self._writing = False
@@ -62,8 +79,17 @@ class RWLock:
         self.reader = _Reader(self)
         self.writer = _Writer(self)
         if _tracker is not None:
-            _tracker.created(self.reader)
-            _tracker.created(self.writer)
+            _tracker.created(self)   # both sides are one lock to fastsync.debug
+
+    def _lock(self) -> None:
+        """Take _guard (after a fork, a new one, and no waiters)."""
+        if self._generation != _fork_generation:
+            self._generation = _fork_generation
+            self._guard = _thread.allocate_lock()
+            self._writers.clear()
+            self._sleepers.clear()
+            self._settle(False)
+        self._guard.acquire()
 
     # With _guard held: whoever's turn it is goes in (see fs_rwlock.c's rw_settle).
     def _settle(self, readers_first: bool) -> None:
@@ -113,7 +139,7 @@ class RWLock:
 
     def _read(self, timeout: Optional[float]) -> bool:
         me = _thread.get_ident()
-        self._guard.acquire()
+        self._lock()
         depth = self._depths.get(me)
         if depth:
             self._depths[me] = depth + 1
@@ -147,7 +173,7 @@ class RWLock:
 
     def _write(self, timeout: Optional[float]) -> bool:
         me = _thread.get_ident()
-        self._guard.acquire()
+        self._lock()
         if me in self._depths:
             self._guard.release()
             raise RuntimeError(UPGRADE_MESSAGE)
@@ -174,17 +200,16 @@ class RWLock:
         """Turn this thread's write into a read, letting in the readers that
         wait but no writer; RuntimeError unless this thread writes."""
         me = _thread.get_ident()
-        with self._guard:
+        self._lock()
+        try:
             if not (self._writing and self._writer == me):
                 raise RuntimeError("downgrade() needs the writer side held by this thread")
-            if _tracker is not None:
-                _tracker.released(self.writer)
             self._writing = False
             self._writer = None
             self._depths[me] = 1
             self._settle(True)
-        if _tracker is not None:
-            _tracker.restored(self.reader)
+        finally:
+            self._guard.release()
 
     def _readers(self) -> int:
         """How many threads read now.  For tests; not part of the API."""
@@ -228,7 +253,7 @@ class _Side:
         seconds.  Returns True if acquired, False if not."""
         tracker = _tracker
         if tracker is not None and not self._reentry():
-            return bool(tracker.acquire(self, self._plain_acquire, blocking, timeout))
+            return bool(tracker.acquire(self._rw, self._plain_acquire, blocking, timeout))
         return self._plain_acquire(blocking, timeout)
 
     def _reentry(self) -> bool:
@@ -265,12 +290,15 @@ class _Reader(_Side):
         """Release one read of this thread; RuntimeError if it holds none."""
         rw = self._rw
         tracker = _tracker
-        with rw._guard:
+        rw._lock()
+        try:
             last = rw._depths.get(_thread.get_ident()) == 1
             if not rw._unread():
                 raise RuntimeError("cannot release un-acquired lock")
+        finally:
+            rw._guard.release()
         if last and tracker is not None:
-            tracker.released_here(self)
+            tracker.released_here(rw)
 
     def locked(self) -> bool:
         """True if some thread holds the lock for reading."""
@@ -302,10 +330,13 @@ class _Writer(_Side):
         """Release the write; RuntimeError if nobody writes."""
         rw = self._rw
         if _tracker is not None and rw._writing:
-            _tracker.released(self)
-        with rw._guard:
+            _tracker.released(rw)
+        rw._lock()
+        try:
             if not rw._unwrite():
                 raise RuntimeError("release unlocked lock")
+        finally:
+            rw._guard.release()
 
     def locked(self) -> bool:
         """True if some thread holds the lock for writing."""

@@ -64,11 +64,14 @@ cdef bint rw_acquire(fs_rwlock *rw, bint write, int64_t timeout_ns) except -1:
 
 cdef bint rw_debug_acquire(object side, fs_rwlock *rw, bint write, int64_t timeout_ns) except -1:
     """An acquire told to fastsync.debug, as debug_acquire does for Lock; a
-    thread that reads already reads again unrecorded, as an RLock's re-entry."""
+    thread that reads already reads again unrecorded, as an RLock's re-entry.
+    fastsync.debug knows both sides as one lock, the RWLock: a cycle through
+    either side can deadlock, since a reader waits behind a waiting writer."""
     cdef int64_t stall_ns, deadline, left
     if not write and fs_rwlock_read_depth(rw) != 0:
         return rw_acquire(rw, write, 0)
     tracker = debug_tracker
+    side = (<_RWLockSide>side)._owner
     if write and fs_rwlock_read_depth(rw) != 0:
         return rw_acquire(rw, write, 0)   # refused before anything is recorded
     if timeout_ns != 0:
@@ -118,27 +121,21 @@ cdef class RWLock:
         fs_rwlock_init(&self._rw)
 
     def __init__(self):
-        # Made once: code keeps them (Condition(rw.writer)), and fastsync.debug
-        # knows each side by its identity.
+        # Made once: code keeps them (Condition(rw.writer)).
         if self.reader is None:
             self.reader = _RWLockReader.__new__(_RWLockReader, self)
             self.writer = _RWLockWriter.__new__(_RWLockWriter, self)
         if debugging():
-            debug_created(self.reader)
-            debug_created(self.writer)
+            debug_created(self)
 
     def downgrade(self):
         """Turn this thread's write into a read, letting in the readers that
         wait but no writer; RuntimeError unless this thread writes."""
-        cdef fs_rw_status status
-        if debugging():
-            debug_releasing(self.writer)
-        status = fs_rwlock_downgrade(&self._rw, thread_id())
+        # fastsync.debug sees no change: the thread still holds the RWLock.
+        cdef fs_rw_status status = fs_rwlock_downgrade(&self._rw, thread_id())
         if status == FS_RW_NOT_HELD:
             raise RuntimeError("downgrade() needs the writer side held by this thread")
         rw_refuse(status)
-        if debugging():
-            debug_restored(self.reader)
 
     def _readers(self):
         """How many threads read now.  For tests; not part of the API."""
@@ -237,7 +234,7 @@ cdef object reader_enter(object self):
 cdef object reader_exit(object self):
     cdef _RWLockReader side = <_RWLockReader>self
     if debugging() and fs_rwlock_read_depth(side._rw) == 1:
-        debug_tracker.released_here(self)
+        debug_tracker.released_here(side._owner)
     if fs_rwlock_read_release(side._rw) != FS_RW_OK:
         raise RuntimeError("cannot release un-acquired lock")
 
@@ -289,7 +286,7 @@ cdef object writer_enter(object self):
 
 cdef object writer_exit(object self):
     cdef _RWLockWriter side = <_RWLockWriter>self
-    if debugging():
-        debug_releasing(self)
+    if debugging() and fs_rwlock_is_written(side._rw):
+        debug_releasing(side._owner)
     if fs_rwlock_write_release(side._rw) != FS_RW_OK:
         raise RuntimeError("release unlocked lock")
