@@ -10,6 +10,8 @@ cdef extern from "fs_wait.h":
     const char *FS_WAIT_BACKEND_NAME
     ctypedef struct fs_atomic_u32:
         pass
+    ctypedef struct fs_atomic_u64:
+        pass
     ctypedef enum fs_result:
         FS_OK
         FS_TIMED_OUT
@@ -19,6 +21,8 @@ cdef extern from "fs_wait.h":
     void fs_wake_one(fs_atomic_u32 *addr) nogil
     uint32_t fs_load_u32(const fs_atomic_u32 *addr) nogil
     void fs_store_u32(fs_atomic_u32 *addr, uint32_t value) nogil
+    uint64_t fs_load_u64(const fs_atomic_u64 *addr) nogil
+    void fs_store_u64(fs_atomic_u64 *addr, uint64_t value) nogil
 
 cdef extern from "fastsync.h" nogil:
     int64_t FS_NO_DEADLINE

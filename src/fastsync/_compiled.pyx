@@ -72,9 +72,8 @@ cdef extern from *:
 
 
 def _after_fork_in_child():
-    global signal_thread_ident
     fs_after_fork_child()
-    signal_thread_ident = thread_id()   # the forking thread is the child's main
+    fs_store_uptr_relaxed(&signal_thread_ident, thread_id())   # the forking thread is the child's main
 
 
 fastsync_lock_exit_takes_three = _lock_exit_takes_three()
@@ -99,7 +98,7 @@ THREAD_IDENT_INLINE = _ident_check == 1
 del _ident_check
 
 # Both need thread_id(), so they are set once it is ready.
-signal_thread_ident = __import__("threading").main_thread().ident
+fs_store_uptr_relaxed(&signal_thread_ident, __import__("threading").main_thread().ident)
 _cpus = _usable_cpus()
 if _cpus > 1 and not env_flag(NO_SPIN):
     _set_spin_ns(DEFAULT_SPIN_NS)
