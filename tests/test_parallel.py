@@ -348,3 +348,66 @@ def test_event_storm_wakes_every_waiter(Event):
     elapsed = time.monotonic() - began
     assert counts["woken"] == rounds * waiters and rounds > 0
     report("Event storm", collections.Counter(rounds=rounds, looks=counts["looks"]), elapsed)
+
+
+def test_rwlock_readers_share_and_writers_exclude(backend):
+    """Readers and writers of one RWLock at full speed, with re-entrant reads,
+    timed and non-blocking acquires and downgrades: a writer never finds
+    anyone inside, a reader never finds a writer, and no write is lost.  The
+    counts of who is inside are kept under the interpreter's own lock."""
+    rw = backend.RWLock()
+    guard = threading.Lock()
+    inside = {"readers": 0, "writers": 0}
+    total = [0]
+
+    def enter(kind):
+        with guard:
+            inside[kind] += 1
+            assert inside["writers"] <= 1 and not (inside["writers"] and inside["readers"]), inside
+            return inside["readers"]
+
+    def leave(kind):
+        with guard:
+            inside[kind] -= 1
+
+    def worker(seed, stop_at):
+        rng = random.Random(seed)
+        counts = collections.Counter()
+        while time.monotonic() < stop_at:
+            for _ in range(50):
+                args = rng.choice([(), (), (False,), (True, 0.001)])
+                if rng.random() < 0.1:
+                    if not rw.writer.acquire(*args):
+                        counts["write refused"] += 1
+                        continue
+                    enter("writers")
+                    value = total[0]
+                    total[0] = value + 1
+                    counts["writes"] += 1
+                    leave("writers")
+                    if rng.random() < 0.25:
+                        rw.downgrade()
+                        enter("readers")
+                        leave("readers")
+                        rw.reader.release()
+                    else:
+                        rw.writer.release()
+                else:
+                    if not rw.reader.acquire(*args):
+                        counts["read refused"] += 1
+                        continue
+                    if enter("readers") > 1:
+                        counts["shared reads"] += 1
+                    if rng.random() < 0.1:
+                        with rw.reader:
+                            counts["re-entered"] += 1
+                    leave("readers")
+                    rw.reader.release()
+                    counts["reads"] += 1
+        return counts
+
+    counts, elapsed = run_all([worker] * THREADS)
+    assert total[0] == counts["writes"] > 0
+    assert not rw.reader.locked() and not rw.writer.locked()
+    assert rw._waiting() == (0, 0)
+    report("RWLock", counts, elapsed)

@@ -70,7 +70,7 @@ cdef bint rw_debug_acquire(object side, fs_rwlock *rw, bint write, int64_t timeo
     cdef int64_t stall_ns, deadline, left
     if not write and fs_rwlock_read_depth(rw) != 0:
         return rw_acquire(rw, write, 0)
-    tracker = debug_tracker
+    tracker = current_tracker()
     side = (<_RWLockSide>side)._owner
     if write and fs_rwlock_read_depth(rw) != 0:
         return rw_acquire(rw, write, 0)   # refused before anything is recorded
@@ -234,7 +234,7 @@ cdef object reader_enter(object self):
 cdef object reader_exit(object self):
     cdef _RWLockReader side = <_RWLockReader>self
     if debugging() and fs_rwlock_read_depth(side._rw) == 1:
-        debug_tracker.released_here(side._owner)
+        current_tracker().released_here(side._owner)
     if fs_rwlock_read_release(side._rw) != FS_RW_OK:
         raise RuntimeError("cannot release un-acquired lock")
 
