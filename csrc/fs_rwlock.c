@@ -5,9 +5,11 @@
 #include "fs_spin.h"
 
 /* ---- Each thread's reads ----
- * A few slots in thread-local storage, and a heap array beyond them for a
- * thread that reads many locks at once (freed when it empties again; a
- * thread that ends while it reads more than FEW_SLOTS locks leaves it). */
+ * A few slots in thread-local storage, kept dense (the first few_used are
+ * taken) so that a thread that reads nothing looks at none, and a heap array
+ * beyond them for a thread that reads many locks at once (freed when it
+ * empties again; a thread that ends while it reads more than FEW_SLOTS locks
+ * leaves it). */
 
 #if defined(_MSC_VER)
 #  define FS_THREAD_LOCAL __declspec(thread)
@@ -18,75 +20,96 @@
 #define FEW_SLOTS 8
 
 typedef struct {
-    uint64_t serial;    /* the lock's; 0: a free slot */
+    uint64_t serial;    /* the lock's */
     uintptr_t depth;
 } read_slot;
 
-static FS_THREAD_LOCAL read_slot few_slots[FEW_SLOTS];
-static FS_THREAD_LOCAL read_slot *more_slots;
-static FS_THREAD_LOCAL size_t more_slots_length;
-static FS_THREAD_LOCAL size_t more_slots_used;
+/* One thread's reads.  The functions below find the calling thread's once
+ * (in a shared library each look-up of thread-local storage is a call) and
+ * pass it on. */
+typedef struct {
+    size_t few_used;
+    read_slot few[FEW_SLOTS];
+    read_slot *more;
+    size_t more_length, more_used;
+} read_table;
+
+static FS_THREAD_LOCAL read_table this_thread;
+
+static inline read_table *my_reads(void)
+{
+    read_table *mine = &this_thread;
+#if defined(__GNUC__) || defined(__clang__)
+    /* Else the compiler may look the address up again at each use rather
+     * than keep it in a register. */
+    __asm__("" : "+r"(mine));
+#endif
+    return mine;
+}
 
 static fs_atomic_u64 last_serial;
 
-static read_slot *find_slot(uint64_t serial)
+static read_slot *find_slot(read_table *t, uint64_t serial)
 {
     size_t i;
-    for (i = 0; i < FEW_SLOTS; i++) {
-        if (few_slots[i].serial == serial)
-            return &few_slots[i];
+    for (i = 0; i < t->few_used; i++) {
+        if (t->few[i].serial == serial)
+            return &t->few[i];
     }
-    for (i = 0; i < more_slots_used; i++) {
-        if (more_slots[i].serial == serial)
-            return &more_slots[i];
+    for (i = 0; i < t->more_used; i++) {
+        if (t->more[i].serial == serial)
+            return &t->more[i];
     }
     return NULL;
 }
 
 /* A slot for `serial` at depth 0, or NULL when out of memory. */
-static read_slot *new_slot(uint64_t serial)
+static read_slot *new_slot(read_table *t, uint64_t serial)
 {
-    size_t i;
     read_slot *slot;
-    for (i = 0; i < FEW_SLOTS; i++) {
-        if (few_slots[i].serial == 0) {
-            slot = &few_slots[i];
-            goto found;
+    if (t->few_used < FEW_SLOTS) {
+        slot = &t->few[t->few_used++];
+    } else {
+        if (t->more_used == t->more_length) {
+            size_t length = t->more_length ? 2 * t->more_length : FEW_SLOTS;
+            read_slot *grown = (read_slot *)realloc(t->more, length * sizeof *grown);
+            if (grown == NULL)
+                return NULL;
+            t->more = grown;
+            t->more_length = length;
         }
+        slot = &t->more[t->more_used++];
     }
-    if (more_slots_used == more_slots_length) {
-        size_t length = more_slots_length ? 2 * more_slots_length : FEW_SLOTS;
-        read_slot *grown = (read_slot *)realloc(more_slots, length * sizeof *grown);
-        if (grown == NULL)
-            return NULL;
-        more_slots = grown;
-        more_slots_length = length;
-    }
-    slot = &more_slots[more_slots_used++];
-found:
     slot->serial = serial;
     slot->depth = 0;
     return slot;
 }
 
-static void free_slot(read_slot *slot)
+/* The last slot moves into the hole, so both arrays stay dense.  Usually
+ * the slot is the last: nothing moves (a copy of the slot just written
+ * would wait for those writes). */
+static void free_slot(read_table *t, read_slot *slot)
 {
-    if (slot >= few_slots && slot < few_slots + FEW_SLOTS) {
-        slot->serial = 0;
+    read_slot *last;
+    if (slot >= t->few && slot < t->few + FEW_SLOTS) {
+        last = &t->few[--t->few_used];
+        if (slot != last)
+            *slot = *last;
         return;
     }
-    /* The heap array stays dense: the last entry moves into the hole. */
-    *slot = more_slots[--more_slots_used];
-    if (more_slots_used == 0) {
-        free(more_slots);
-        more_slots = NULL;
-        more_slots_length = 0;
+    last = &t->more[--t->more_used];
+    if (slot != last)
+        *slot = *last;
+    if (t->more_used == 0) {
+        free(t->more);
+        t->more = NULL;
+        t->more_length = 0;
     }
 }
 
 uintptr_t fs_rwlock_read_depth(const fs_rwlock *rw)
 {
-    read_slot *slot = find_slot(rw->serial);
+    read_slot *slot = find_slot(my_reads(), rw->serial);
     return slot ? slot->depth : 0;
 }
 
@@ -194,7 +217,8 @@ uint32_t fs_rwlock_count_readers_waiting(fs_rwlock *rw)
 
 int fs_rwlock_try_read(fs_rwlock *rw, uintptr_t me)
 {
-    read_slot *slot = find_slot(rw->serial);
+    read_table *mine = my_reads();
+    read_slot *slot = find_slot(mine, rw->serial);
     uint32_t state;
     if (slot != NULL) {
         /* A thread that reads reads again, whoever waits. */
@@ -208,7 +232,7 @@ int fs_rwlock_try_read(fs_rwlock *rw, uintptr_t me)
         if (state / FS_RW_READER == FS_RW_MAX_READERS)
             return FS_RW_TOO_MANY;
         if (fs_cas_u32(&rw->state, &state, state + FS_RW_READER)) {
-            slot = new_slot(rw->serial);
+            slot = new_slot(mine, rw->serial);
             if (slot == NULL) {
                 rw_guard(rw);
                 fs_fetch_add_u32(&rw->state, (uint32_t)-FS_RW_READER);
@@ -230,7 +254,8 @@ int fs_rwlock_read_until(fs_rwlock *rw, int64_t deadline_ns, int64_t spin_ns)
     uint32_t state, gate, generation;
     fs_result waited = FS_OK;
     /* Taken first, so that nothing fails once the read is granted. */
-    read_slot *slot = new_slot(rw->serial);
+    read_table *mine = my_reads();
+    read_slot *slot = new_slot(mine, rw->serial);
     if (slot == NULL)
         return FS_RW_NO_MEMORY;
     rw_guard(rw);
@@ -265,7 +290,7 @@ int fs_rwlock_read_until(fs_rwlock *rw, int64_t deadline_ns, int64_t spin_ns)
             rw_settle(rw, 0, 0, 0);
         }   /* else a fork forgot it already */
         rw_unguard(rw);
-        free_slot(slot);
+        free_slot(mine, slot);
         return waited;
     }
     slot->depth = 1;
@@ -274,13 +299,14 @@ int fs_rwlock_read_until(fs_rwlock *rw, int64_t deadline_ns, int64_t spin_ns)
 
 fs_rw_status fs_rwlock_read_release(fs_rwlock *rw)
 {
-    read_slot *slot = find_slot(rw->serial);
+    read_table *mine = my_reads();
+    read_slot *slot = find_slot(mine, rw->serial);
     uint32_t before;
     if (slot == NULL)
         return FS_RW_NOT_HELD;
     if (--slot->depth != 0)
         return FS_RW_OK;
-    free_slot(slot);
+    free_slot(mine, slot);
     before = fs_fetch_add_u32(&rw->state, (uint32_t)-FS_RW_READER);
     if (before / FS_RW_READER == 1 && (before & FS_RW_WRITERS_WAIT)) {
         /* The last reader of a phase: the first writer's turn. */
@@ -295,11 +321,11 @@ fs_rw_status fs_rwlock_read_release(fs_rwlock *rw)
 
 int fs_rwlock_try_write(fs_rwlock *rw, uintptr_t me)
 {
+    /* A thread that reads is counted in the word, so a free lock is one
+     * that this thread doesn't read: the look for its reads can wait. */
     uint32_t state = 0;
-    if (find_slot(rw->serial) != NULL)
-        return FS_RW_UPGRADE;
     if (!fs_cas_u32(&rw->state, &state, FS_RW_WRITER))
-        return 0;
+        return find_slot(my_reads(), rw->serial) != NULL ? FS_RW_UPGRADE : 0;
     fs_store_uptr_relaxed(&rw->writer, me);
     return 1;
 }
@@ -369,7 +395,7 @@ fs_rw_status fs_rwlock_downgrade(fs_rwlock *rw, uintptr_t me)
     read_slot *slot;
     if (!fs_rwlock_is_written(rw) || fs_rwlock_writer(rw) != me)
         return FS_RW_NOT_HELD;
-    slot = new_slot(rw->serial);
+    slot = new_slot(my_reads(), rw->serial);
     if (slot == NULL)
         return FS_RW_NO_MEMORY;
     slot->depth = 1;

@@ -82,6 +82,8 @@ fastsync_install_exit(RLock, 1, rlock_exit)
 fastsync_install_exit(Semaphore, 2, semaphore_exit)
 fastsync_install_exit(_RWLockReader, 4, reader_exit)   # 3 is the benchmark floor's
 fastsync_install_exit(_RWLockWriter, 5, writer_exit)
+fastsync_install_rw_acquire(_RWLockReader, 0, rw_side_offset())
+fastsync_install_rw_acquire(_RWLockWriter, 1, rw_side_offset())
 fastsync_install_lock_acquire(Lock, lock_state_offset())
 if _enter_takes_acquire_arguments(_thread.allocate_lock):
     fastsync_install_enter_taking_arguments(Lock, 0, NULL)

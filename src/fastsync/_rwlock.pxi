@@ -290,3 +290,81 @@ cdef object writer_exit(object self):
         debug_releasing(side._owner)
     if fs_rwlock_write_release(side._rw) != FS_RW_OK:
         raise RuntimeError("release unlocked lock")
+
+
+# As Lock's (see _lock.pxi): each side gets an acquire written in C that
+# answers acquire(), acquire(True) and acquire(False) when the side can be had
+# at once, or not at all without waiting, and hands every other call (and
+# every call while fastsync.debug watches) to the Cython method above.
+
+cdef extern from *:
+    """
+    static fastsync_fastcall_kw fastsync_rw_acquire_parsed[2];
+    static Py_ssize_t fastsync_rw_side_offset;   /* of a side's fs_rwlock pointer */
+
+    static PyObject *fastsync_rw_acquire(int write, PyObject *self, PyObject *const *args,
+                                         Py_ssize_t nargs, PyObject *kwnames)
+    {
+        if (kwnames == NULL && nargs <= 1 && !fastsync_debugging()) {
+            PyObject *blocking = nargs ? args[0] : Py_True;
+            if (blocking == Py_True || blocking == Py_False) {
+                fs_rwlock *rw = *(fs_rwlock **)((char *)self + fastsync_rw_side_offset);
+                uintptr_t me = fastsync_thread_ident();
+                int got = write ? fs_rwlock_try_write(rw, me) : fs_rwlock_try_read(rw, me);
+                if (got == 1)
+                    Py_RETURN_TRUE;
+                if (got == 0 && blocking == Py_False)
+                    Py_RETURN_FALSE;
+            }
+        }
+        /* Errors, waits and arguments: the Cython method. */
+        return fastsync_rw_acquire_parsed[write](self, args, nargs, kwnames);
+    }
+
+    static PyObject *fastsync_reader_acquire(PyObject *self, PyObject *const *args,
+                                             Py_ssize_t nargs, PyObject *kwnames)
+    { return fastsync_rw_acquire(0, self, args, nargs, kwnames); }
+
+    static PyObject *fastsync_writer_acquire(PyObject *self, PyObject *const *args,
+                                             Py_ssize_t nargs, PyObject *kwnames)
+    { return fastsync_rw_acquire(1, self, args, nargs, kwnames); }
+
+    static PyMethodDef fastsync_rw_acquire_defs[2] = {
+        {"acquire", (PyCFunction)(void (*)(void))fastsync_reader_acquire,
+         METH_FASTCALL | METH_KEYWORDS, NULL},
+        {"acquire", (PyCFunction)(void (*)(void))fastsync_writer_acquire,
+         METH_FASTCALL | METH_KEYWORDS, NULL},
+    };
+
+    /* Leaves the type alone where Cython did not make acquire
+     * METH_FASTCALL | METH_KEYWORDS. */
+    static int fastsync_install_rw_acquire(PyObject *type, int write, Py_ssize_t side_offset)
+    {
+        PyTypeObject *tp = (PyTypeObject *)type;
+        PyMethodDef *def = tp->tp_methods;
+        PyObject *method;
+        int failed;
+        while (def != NULL && def->ml_name != NULL && strcmp(def->ml_name, "acquire") != 0)
+            def++;
+        if (def == NULL || def->ml_name == NULL
+                || def->ml_flags != (METH_FASTCALL | METH_KEYWORDS))
+            return 0;
+        fastsync_rw_acquire_parsed[write] = (fastsync_fastcall_kw)(void (*)(void))def->ml_meth;
+        fastsync_rw_side_offset = side_offset;
+        fastsync_rw_acquire_defs[write].ml_doc = def->ml_doc;
+        method = PyDescr_NewMethod(tp, &fastsync_rw_acquire_defs[write]);
+        if (method == NULL)
+            return -1;
+        failed = PyDict_SetItemString(tp->tp_dict, "acquire", method) < 0;
+        Py_DECREF(method);
+        PyType_Modified(tp);
+        return failed ? -1 : 0;
+    }
+    """
+    int fastsync_install_rw_acquire(object type, int write, Py_ssize_t side_offset) except -1
+
+
+cdef Py_ssize_t rw_side_offset():
+    cdef RWLock sample = RWLock()
+    cdef _RWLockSide side = <_RWLockSide>sample.reader
+    return <char *>&side._rw - <char *><void *>side
