@@ -154,17 +154,19 @@ def _sides_of(make_rwlock: Callable) -> Callable:
             self._rw = make_rwlock()
             self._mine = threading.local()
 
-        @property
-        def reader(self):  # type: ignore[no-untyped-def]
+        def _own(self) -> threading.local:
             mine = self._mine
             if not hasattr(mine, "reader"):
                 mine.reader, mine.writer = self._rw.gen_rlock(), self._rw.gen_wlock()
-            return mine.reader
+            return mine
+
+        @property
+        def reader(self):  # type: ignore[no-untyped-def]
+            return self._own().reader
 
         @property
         def writer(self):  # type: ignore[no-untyped-def]
-            self.reader
-            return self._mine.writer
+            return self._own().writer
 
     return Sides
 
