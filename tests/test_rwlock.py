@@ -497,6 +497,13 @@ def test_debug_sees_both_sides(backend, RWLock):
                 with rw.reader:
                     pass
         assert any(issubclass(w.category, debug.LockOrderWarning) for w in caught), caught
+        # Re-entry and the refused upgrade behave as with debugging off.
+        with rw.reader:
+            with rw.reader:
+                pass
+            with pytest.raises(RuntimeError, match="upgrading"):
+                rw.writer.acquire()
+        assert not rw.reader.locked()
         with debug.profile() as prof:
             release, worker = holding(rw.writer)
             waiter = start(lambda: (rw.reader.acquire(), rw.reader.release()))

@@ -68,12 +68,11 @@ cdef bint rw_debug_acquire(object side, fs_rwlock *rw, bint write, int64_t timeo
     fastsync.debug knows both sides as one lock, the RWLock: a cycle through
     either side can deadlock, since a reader waits behind a waiting writer."""
     cdef int64_t stall_ns, deadline, left
-    if not write and fs_rwlock_read_depth(rw) != 0:
+    if fs_rwlock_read_depth(rw) != 0:
+        # A read again, or an upgrade, refused before anything is recorded.
         return rw_acquire(rw, write, 0)
     tracker = current_tracker()
-    side = (<_RWLockSide>side)._owner
-    if write and fs_rwlock_read_depth(rw) != 0:
-        return rw_acquire(rw, write, 0)   # refused before anything is recorded
+    side = (<_RWLockSide>side)._owner   # what the tracker knows
     if timeout_ns != 0:
         tracker.check_order(side)
     if rw_acquire(rw, write, 0):
