@@ -188,9 +188,8 @@ def run_setup(*, free_threaded=False, **switches):
 
 # setup.py spells the switches' names itself; they must be the ones the
 # package reads at import time, with the same rule for their values.
-@pytest.mark.skipif(platform.python_implementation() != "CPython"
-                    or bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
-                    reason="setup.py declares no extension on PyPy or a free-threaded Python")
+@pytest.mark.skipif(platform.python_implementation() != "CPython",
+                    reason="setup.py declares no extension on PyPy")
 @pytest.mark.parametrize("switch_value, declared",
                          [(None, "1"), ("", "1"), ("0", "1"), ("1", "0"), ("yes", "0")])
 def test_setup_honours_the_no_extensions_switch(switch_value, declared):
@@ -202,9 +201,8 @@ def test_setup_honours_the_no_extensions_switch(switch_value, declared):
 
 # The benchmark's floor is a second extension, declared only when asked for,
 # and never without fastsync's own.
-@pytest.mark.skipif(platform.python_implementation() != "CPython"
-                    or bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
-                    reason="setup.py declares no extension on PyPy or a free-threaded Python")
+@pytest.mark.skipif(platform.python_implementation() != "CPython",
+                    reason="setup.py declares no extension on PyPy")
 @pytest.mark.parametrize("switches, declared", [
     ({BENCH_FLOOR: "0"}, "1"), ({BENCH_FLOOR: "1"}, "2"), ({BENCH_FLOOR: "1", NO_EXTENSIONS: "1"}, "0")])
 def test_setup_declares_the_bench_floor_only_when_asked(switches, declared):
@@ -213,18 +211,42 @@ def test_setup_declares_the_bench_floor_only_when_asked(switches, declared):
     assert result.stdout.split() == [declared]
 
 
-# On a free-threaded CPython setup.py must declare no extension (loading one
-# would turn the GIL back on) and say why, or refuse when the extension is
-# required.
+# A free-threaded CPython builds the extension like any other (the module
+# declares that it doesn't need the GIL), and a required one is not refused.
 @pytest.mark.skipif(platform.python_implementation() != "CPython",
                     reason="setup.py declares no extension on PyPy, free-threaded or not")
-def test_setup_builds_no_extension_on_a_free_threaded_python():
-    result = run_setup(free_threaded=True)
+@pytest.mark.parametrize("switches", [{}, {REQUIRE_EXTENSIONS: "1"}])
+def test_setup_builds_the_extension_on_a_free_threaded_python(switches):
+    result = run_setup(free_threaded=True, **switches)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["0"]
-    assert "free-threaded" in result.stderr
-    result = run_setup(free_threaded=True, **{REQUIRE_EXTENSIONS: "1"})
-    assert result.returncode != 0 and "free-threaded" in result.stderr
+    assert result.stdout.split() == ["1"]
+    assert "free-threaded" not in result.stderr
+
+
+# On a free-threaded CPython, importing a module that doesn't declare itself
+# safe without the GIL turns the GIL back on for the whole process, with a
+# RuntimeWarning.  Every module of fastsync, the extension first, must leave
+# it off.
+GIL_AFTER_IMPORT = """
+import importlib.util, sys, warnings
+warnings.simplefilter("error")
+modules = ["fastsync", "fastsync.debug"]
+if importlib.util.find_spec("fastsync._compiled") is not None:
+    modules.insert(0, "fastsync._compiled")
+for name in modules:
+    importlib.import_module(name)
+import fastsync
+print(fastsync.BACKEND, sys._is_gil_enabled())
+"""
+
+
+@pytest.mark.skipif(not sysconfig.get_config_var("Py_GIL_DISABLED"),
+                    reason="only a free-threaded CPython can run without the GIL")
+def test_import_leaves_the_gil_off():
+    env = {key: value for key, value in os.environ.items() if key not in (NO_EXTENSIONS, "PYTHON_GIL")}
+    result = run_python(GIL_AFTER_IMPORT, env=env, replace_env=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [default_backend(), "False"]
 
 
 # pip shows a build's output only when it fails or with -v, so setup.py also

@@ -1,7 +1,8 @@
 """Drop-in replacements for threading's synchronization primitives.
 
 fastsync.Lock, RLock, Event, Condition, Semaphore, BoundedSemaphore and
-Barrier behave like threading's and are faster.  The
+Barrier behave like threading's and are faster.  fastsync.RWLock, which
+threading lacks, is a readers-writer lock whose two sides behave like Locks.  The
 compiled backend is used when it is installed; otherwise, or when
 FASTSYNC_NO_EXTENSIONS=1 is set, the pure-Python one.  fastsync.BACKEND says
 which: "cython" or "python".  Falling back without being asked to gives a
@@ -22,7 +23,7 @@ from ._env import DEBUG, NO_EXTENSIONS, env_flag
 
 __all__ = [
     "BACKEND", "Barrier", "BoundedSemaphore", "BrokenBarrierError", "Condition", "Event",
-    "FallbackWarning", "Lock", "RLock", "Semaphore", "patch", "patched", "unpatch",
+    "FallbackWarning", "Lock", "RLock", "RWLock", "Semaphore", "patch", "patched", "unpatch",
 ]
 __version__ = "0.1.0"
 
@@ -100,15 +101,15 @@ def _compiled_installed():
 # (the fallback's Lock() returns the interpreter's own lock, which a checker
 # can't see through).
 if TYPE_CHECKING:
-    from ._compiled import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore
+    from ._compiled import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, RWLock, Semaphore
 
     BACKEND = "cython"
 elif env_flag(NO_EXTENSIONS):
-    from ._fallback import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore
+    from ._fallback import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, RWLock, Semaphore
 
     _BACKEND = "python"
 elif _in_subinterpreter():
-    from ._fallback import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore
+    from ._fallback import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, RWLock, Semaphore
 
     _BACKEND = "python"
     if _compiled_installed():
@@ -118,7 +119,7 @@ elif _in_subinterpreter():
         warnings.warn(_SUBINTERPRETER_MESSAGE, FallbackWarning, stacklevel=2)
 else:
     try:
-        from ._compiled import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore
+        from ._compiled import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, RWLock, Semaphore
 
         _BACKEND = "cython"
     except ImportError as error:
@@ -133,7 +134,7 @@ else:
             # is easy to miss (pip shows build output only with -v), so the
             # user hears it here.  PyPy never gets the extension: no news.
             warnings.warn(_NOT_BUILT_MESSAGE, FallbackWarning, stacklevel=2)
-        from ._fallback import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore
+        from ._fallback import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, RWLock, Semaphore
 
         _BACKEND = "python"
 

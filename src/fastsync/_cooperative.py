@@ -62,6 +62,12 @@ def construct(cls, args, kwargs):
             "would block every greenlet now that threading is monkey-patched; subclass "
             "threading's class instead")
     name = cls.__name__
+    if name == "RWLock":
+        # threading has none: the fallback's is built on _thread's locks,
+        # which the monkey-patching made cooperative.
+        from ._fallback import RWLock
+
+        return RWLock(*args, **(kwargs or {}))
     if name == "Lock":
         # threading.Lock may be ours (fastsync.patch() before the monkey
         # patch); threading's own Lock is the interpreter's allocator.

@@ -10,12 +10,13 @@
 # short enough that a thread which then sleeps has used little CPU.
 DEFAULT_SPIN_NS = 20_000
 
-cdef int64_t spin_budget_ns = 0
+# Atomic: _set_spin_ns may change it while other threads start waits.
+cdef fs_atomic_u64 spin_budget_ns
 # CPython runs signal handlers in the main thread only, and a signal that
 # arrives while a thread spins doesn't end the sleep that follows (only a
 # sleep in progress is interrupted).  So the main thread never spins, and
-# Ctrl-C keeps ending its waits at once.
-cdef unsigned long signal_thread_ident = 0
+# Ctrl-C keeps ending its waits at once.  Set at import and in a fork's child.
+cdef fs_atomic_uptr signal_thread_ident
 
 
 def _usable_cpus():
@@ -29,12 +30,11 @@ def _set_spin_ns(ns):
     it sleeps, in nanoseconds (0: never); returns the previous value.  On by
     default where more than one CPU is usable, unless FASTSYNC_NO_SPIN is set.
     For tests and measurements; not part of the API."""
-    global spin_budget_ns
-    previous = spin_budget_ns
+    previous = fs_load_u64(&spin_budget_ns)
     ns = _index(ns)
     if not 0 <= ns <= 10**9:
         raise ValueError("spin time must be between 0 and 10**9 ns")
-    spin_budget_ns = ns
+    fs_store_u64(&spin_budget_ns, ns)
     return previous
 
 
@@ -42,7 +42,7 @@ def _spin_ns():
     """How long a blocked thread (other than the main thread) looks before it
     sleeps, in nanoseconds.  For the benchmark's floor, which spins as long;
     not part of the API."""
-    return spin_budget_ns
+    return fs_load_u64(&spin_budget_ns)
 
 
 def _spinning_threads():
@@ -51,7 +51,9 @@ def _spinning_threads():
 
 
 cdef inline int64_t spin_ns_for_this_thread() noexcept nogil:
-    return 0 if thread_id() == signal_thread_ident else spin_budget_ns
+    if thread_id() == fs_load_uptr_relaxed(&signal_thread_ident):
+        return 0
+    return <int64_t>fs_load_u64(&spin_budget_ns)
 
 
 # The GIL.  A woken thread still has to take the GIL, and the thread that woke
@@ -64,12 +66,6 @@ cdef inline int64_t spin_ns_for_this_thread() noexcept nogil:
 # wrong hint costs at most the spin time, never correctness.
 cdef fs_atomic_u32 gil_released_in_wait   # 1: released by a waiter, not yet retaken here
 
-cdef inline void note_gil_released() noexcept nogil:
-    fs_store_u32(&gil_released_in_wait, 1)
-
-cdef inline void note_gil_taken() noexcept nogil:
-    fs_store_u32(&gil_released_in_wait, 0)
-
 cdef extern from *:
     """
     /* A free-threaded build has no GIL to wait for. */
@@ -80,6 +76,16 @@ cdef extern from *:
     #endif
     """
     const bint GIL_DISABLED "FASTSYNC_GIL_DISABLED"
+
+# Without a GIL the hint means nothing, and every wait writing one word
+# shared by all threads would only move its cache line between CPUs.
+cdef inline void note_gil_released() noexcept nogil:
+    if not GIL_DISABLED:
+        fs_store_u32(&gil_released_in_wait, 1)
+
+cdef inline void note_gil_taken() noexcept nogil:
+    if not GIL_DISABLED:
+        fs_store_u32(&gil_released_in_wait, 0)
 
 cdef inline void await_gil_release(int64_t spin_ns) noexcept nogil:
     """Before asking for the GIL after a wait that was ended by another thread."""

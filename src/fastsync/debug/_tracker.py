@@ -93,6 +93,19 @@ class _Tracker:
             if holder is not None:
                 _remove_held(holder, lock_id)
 
+    def released_here(self, lock: Any) -> None:
+        """Before this thread's last release of a lock several threads may
+        hold at once (an RWLock's reader side): only this thread stops
+        holding it."""
+        if not shared._tracking:
+            return
+        state = _state()
+        with shared._guard:
+            lock_id = id(lock)
+            _remove_held(state, lock_id)
+            if _holders.get(lock_id) is state:
+                del _holders[lock_id]
+
     def restored(self, lock: Any) -> None:
         """After Condition.wait() (or _acquire_restore) took the lock back:
         held again, with no new order."""
