@@ -17,7 +17,6 @@ and message the running Python's threading would give.
 """
 
 cimport cython
-from cpython.exc cimport PyErr_CheckSignals
 from cpython.float cimport PyFloat_Check, PyFloat_AS_DOUBLE
 from cpython.long cimport PyLong_Check, PyLong_AsLongLongAndOverflow
 from libc.math cimport ceil, floor, isnan
@@ -97,6 +96,7 @@ del _ident_check
 
 # Both need thread_id(), so they are set once it is ready.
 signal_thread_ident = __import__("threading").main_thread().ident
+_watch_signals()
 _cpus = _usable_cpus()
 if _cpus > 1 and not env_flag(NO_SPIN):
     _set_spin_ns(DEFAULT_SPIN_NS)
