@@ -80,6 +80,7 @@ fastsync_install_exit(Lock, 0, lock_exit)
 fastsync_install_exit(RLock, 1, rlock_exit)
 fastsync_install_exit(Semaphore, 2, semaphore_exit)
 fastsync_install_lock_acquire(Lock, lock_state_offset())
+fastsync_install_rlock_acquire(RLock, rlock_state_offset())
 if _enter_takes_acquire_arguments(_thread.allocate_lock):
     fastsync_install_enter_taking_arguments(Lock, 0, NULL)
 if _enter_takes_acquire_arguments(_thread.RLock):
