@@ -3,7 +3,6 @@ the word it waits on for a while (threads other than the main thread only),
 then sleeps.  What the spin buys is measured by bench/, not here."""
 
 import os
-import threading
 import time
 
 import pytest
