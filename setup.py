@@ -191,9 +191,12 @@ def extensions():
         pyx_files[BENCH_FLOOR_MODULE] = "bench/_bench_floor.pyx"
     # Each .pyx is translated by OptionalBuildExt; a failed compile falls back
     # to pure Python there too.
+    # The one C file that reads the interpreter's internals goes with the
+    # module that needs it, not with the floor.
+    own_sources = {"fastsync._compiled": ["src/fastsync/_interpreter_signals.c"]}
     return [Extension(
         name,
-        sources=[pyx] + c_sources,
+        sources=[pyx] + c_sources + own_sources.get(name, []),
         include_dirs=["csrc"],
         # Rebuild when any C file or header changes (setuptools only tracks sources).
         depends=sorted(glob.glob(os.path.join("csrc", "*.[ch]"))),

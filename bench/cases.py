@@ -111,6 +111,11 @@ def _set(event) -> None:
 # pinned each way.
 SPREAD = "spread"   # each thread on a CPU of its own
 SHARED = "shared"   # every thread on the same CPU
+# The hand-off users write most: the main thread and a worker, placed by the
+# scheduler.  The main thread is the one that runs signal handlers, and
+# waits there are built differently (fastsync's _waiting.pxi).
+MAIN = "main"       # the first side in the calling (main) thread, not pinned
+PINNED = (SPREAD, SHARED)
 
 
 def placement_unavailable() -> Optional[str]:
@@ -123,7 +128,7 @@ def placement_unavailable() -> Optional[str]:
 
 
 def _cpus_for(placement: Optional[str], workers: int) -> List[Optional[int]]:
-    if placement is None:
+    if placement is None or placement == MAIN:
         return [None] * workers
     cpus = sorted(os.sched_getaffinity(0))
     if placement == SHARED:
@@ -145,12 +150,23 @@ def run_threads(*workers: Callable[[], None], placement: Optional[str] = None) -
         except BaseException as error:   # reported by the main thread
             failures.append(error)
 
+    in_caller = None
+    if placement == MAIN:
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError("a main-thread row must be run from the main thread")
+        in_caller, workers = workers[0], workers[1:]
+        start = threading.Barrier(len(workers) + 1)
     threads = [threading.Thread(target=run, args=(work, cpu), daemon=True)
                for work, cpu in zip(workers, _cpus_for(placement, len(workers)), strict=True)]
     for thread in threads:
         thread.start()
     start.wait()
     began = time.perf_counter_ns()
+    if in_caller is not None:
+        try:
+            in_caller()
+        except BaseException as error:
+            failures.append(error)
     deadline = time.monotonic() + THREAD_TIMEOUT_S
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()))
@@ -304,13 +320,15 @@ def thread_case(name: str, title: str, kind: str, measure: Measure, code: str,
 
 
 # Suffixes of the pinned rows' ids, and what their titles say.
-PLACED_ROWS = {SPREAD: ("2cpus", "2 threads on 2 CPUs"), SHARED: ("1cpu", "2 threads on 1 CPU")}
+PLACED_ROWS = {SPREAD: ("2cpus", "2 threads on 2 CPUs"), SHARED: ("1cpu", "2 threads on 1 CPU"),
+               MAIN: ("main", "main thread and a worker")}
 
 
 def handoff_cases(name: str, title: str, kind: str, measure: Callable, code: str,
                   handoffs: int) -> List[Case]:
-    """A hand-off case as the scheduler places it, then pinned each way
-    (`title` has a {threads} for where the threads are)."""
+    """A hand-off case as the scheduler places it, then pinned each way, then
+    with the main thread as one side (`title` has a {threads} for where the
+    threads are)."""
     cases = [thread_case(name, title.format(threads="2 threads"), kind, measure, code,
                          handoffs=handoffs)]
     for placement, (suffix, threads) in PLACED_ROWS.items():

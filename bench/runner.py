@@ -31,7 +31,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from .cases import Case, placement_unavailable
+from .cases import PINNED, Case, placement_unavailable
 from .implementations import BASELINE, FLOOR, Implementation, fastsync_backends, why_missing
 
 
@@ -133,7 +133,7 @@ def plan(cases: Sequence[Case], implementations: Sequence[Implementation]) -> Li
     backends = fastsync_backends()
     for case in cases:
         result = CaseResult(case)
-        if case.placement is not None and placement_unavailable() is not None:
+        if case.placement in PINNED and placement_unavailable() is not None:
             result.skipped = f"not pinned: {placement_unavailable()}"
         elif not any(_takes_part(i, case) for i in implementations if i.name in backends):
             result.missing = why_missing(case.kind)

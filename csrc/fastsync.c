@@ -223,7 +223,7 @@ static fs_result lock_doze_until_may_ask(fs_lock *lock, const int64_t *waiting_s
     fs_atomic_u32 dozing = { 0 };
     int64_t may_ask_at = *waiting_since + FS_LOCK_HANDOFF_AFTER_NS;
     int deadline_first = deadline_ns != FS_NO_DEADLINE && deadline_ns <= may_ask_at;
-    fs_result waited = fs_wait(&dozing, 0, deadline_first ? deadline_ns : may_ask_at);
+    fs_result waited = fs_sleep(&dozing, 0, deadline_first ? deadline_ns : may_ask_at);
     if (waited == FS_TIMED_OUT && !deadline_first)
         return FS_OK;
     if (waited != FS_OK)

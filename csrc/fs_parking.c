@@ -190,6 +190,14 @@ fs_result fs_wait(fs_atomic_u32 *addr, uint32_t expected, int64_t deadline_ns)
     return result;
 }
 
+/* A parked thread sleeps on its own token, which a signal handler does not
+ * touch: the parking lot can't watch a second word. */
+fs_result fs_wait_watching(fs_atomic_u32 *addr, uint32_t expected,
+                           const fs_atomic_u32 *watched, int64_t deadline_ns)
+{ (void)watched; return fs_wait(addr, expected, deadline_ns); }
+
+int fs_wait_can_watch(void) { return 0; }
+
 /* Wakes the first waiter parked on addr (all = 0), or every one (all = 1):
  * unlinks and marks them under the bucket mutex, then sends their tokens
  * with no lock held. */

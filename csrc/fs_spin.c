@@ -1,5 +1,6 @@
 /* Spinning (fs_spin.h): the limit on spinners and each thread's record of
  * whether spinning pays for it. */
+#include <stddef.h>
 #include "fs_spin.h"
 #include "fs_time.h"
 
@@ -15,17 +16,33 @@ uint32_t fs_spinning_threads(void)
 void fs_spin_after_fork_child(void)
 { fs_store_u32(&spinning_threads, 0); }
 
+#if defined(_MSC_VER)
+#  define FS_THREAD_LOCAL __declspec(thread)
+#else
+#  define FS_THREAD_LOCAL __thread
+#endif
+
+/* fs_spin_watch's word, or NULL. */
+static FS_THREAD_LOCAL const fs_atomic_u32 *watched_word;
+
+void fs_spin_watch(const fs_atomic_u32 *watched)
+{ watched_word = watched; }
+
 /* The clock is read once per batch of looks: a look is a load and a pause,
- * far cheaper than a clock read. */
+ * far cheaper than a clock read.  Returns 1 if the word changed, -1 if the
+ * watched word was set, 0 if the time ran out. */
 #define LOOKS_PER_CLOCK_READ 16
 
 static int look_until(const fs_atomic_u32 *addr, uint32_t expected, int64_t end_ns)
 {
+    const fs_atomic_u32 *watched = watched_word;
     do {
         int look;
         for (look = 0; look < LOOKS_PER_CLOCK_READ; look++) {
             if (fs_load_u32(addr) != expected)
                 return 1;
+            if (watched != NULL && fs_load_u32(watched) != 0)
+                return -1;   /* fs_sleep sees it at once */
             fs_cpu_relax();
         }
     } while (fs_monotonic_ns() < end_ns);
@@ -42,12 +59,6 @@ static int look_until(const fs_atomic_u32 *addr, uint32_t expected, int64_t end_
 #define FAILS_BEFORE_PAUSE 2
 #define PROBE_EVERY 16
 #define MAX_PROBE_DOUBLINGS 6
-
-#if defined(_MSC_VER)
-#  define FS_THREAD_LOCAL __declspec(thread)
-#else
-#  define FS_THREAD_LOCAL __thread
-#endif
 
 static FS_THREAD_LOCAL uint32_t spins_failed_in_a_row;
 static FS_THREAD_LOCAL uint32_t spins_skipped;
@@ -84,13 +95,14 @@ int fs_spin_while(const fs_atomic_u32 *addr, uint32_t expected,
         if (deadline_ns != FS_NO_DEADLINE && deadline_ns < end_ns)
             end_ns = deadline_ns;
         changed = look_until(addr, expected, end_ns);
-        if (changed)
+        /* A spin cut short by the watched word says nothing either way. */
+        if (changed > 0)
             spins_failed_in_a_row = 0;
-        else if (spins_failed_in_a_row < UINT32_MAX)
+        else if (changed == 0 && spins_failed_in_a_row < UINT32_MAX)
             spins_failed_in_a_row++;
     }
     fs_fetch_add_u32(&spinning_threads, (uint32_t)-1);
-    return changed;
+    return changed > 0;
 }
 
 fs_result fs_spin_then_wait(fs_atomic_u32 *addr, uint32_t expected,
@@ -98,5 +110,13 @@ fs_result fs_spin_then_wait(fs_atomic_u32 *addr, uint32_t expected,
 {
     if (fs_spin_while(addr, expected, deadline_ns, spin_ns))
         return FS_OK;
+    return fs_sleep(addr, expected, deadline_ns);
+}
+
+fs_result fs_sleep(fs_atomic_u32 *addr, uint32_t expected, int64_t deadline_ns)
+{
+    const fs_atomic_u32 *watched = watched_word;
+    if (watched != NULL)
+        return fs_wait_watching(addr, expected, watched, deadline_ns);
     return fs_wait(addr, expected, deadline_ns);
 }

@@ -50,6 +50,20 @@ typedef enum {
  * condition after every return. */
 fs_result fs_wait(fs_atomic_u32 *addr, uint32_t expected, int64_t deadline_ns);
 
+/* fs_wait that also ends, with FS_INTERRUPTED, once *watched is nonzero.
+ * The kernel compares both words with what the caller expects (expected, and
+ * 0) as it puts the thread to sleep, so a change of either just before that
+ * is never slept through; nobody needs to wake the watched word.  Only where
+ * fs_wait_can_watch() returns 1; elsewhere it is fs_wait and ignores
+ * watched.  The main thread watches the interpreter's "a signal awaits its
+ * handlers" word with it (csrc/DESIGN.md, "Watching for signals"). */
+fs_result fs_wait_watching(fs_atomic_u32 *addr, uint32_t expected,
+                           const fs_atomic_u32 *watched, int64_t deadline_ns);
+
+/* 1 if fs_wait_watching watches here (Linux 5.16+ and a seccomp policy that
+ * allows futex_waitv), else 0.  Asks the kernel each time: call it once. */
+int fs_wait_can_watch(void);
+
 /* Wakes one / every thread blocked in fs_wait on addr. */
 void fs_wake_one(fs_atomic_u32 *addr);
 void fs_wake_all(fs_atomic_u32 *addr);

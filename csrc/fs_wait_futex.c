@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <string.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -38,6 +39,62 @@ fs_result fs_wait(fs_atomic_u32 *addr, uint32_t expected, int64_t deadline_ns)
     default:        return FS_OK;   /* EAGAIN: the value had changed */
     }
 }
+
+#if defined(SYS_futex_waitv) && defined(FUTEX_WAITV_MAX)
+
+static long futex_waitv2(fs_atomic_u32 *addr, uint32_t expected,
+                         const fs_atomic_u32 *watched, const struct timespec *deadline)
+{
+    struct futex_waitv waiters[2];
+    memset(waiters, 0, sizeof waiters);
+    waiters[0].val = expected;
+    waiters[0].uaddr = (uintptr_t)&addr->value;
+    waiters[0].flags = FUTEX_32 | FUTEX_PRIVATE_FLAG;
+    waiters[1].val = 0;
+    waiters[1].uaddr = (uintptr_t)&watched->value;
+    waiters[1].flags = FUTEX_32 | FUTEX_PRIVATE_FLAG;
+    /* The deadline is absolute, on the clock named last. */
+    return syscall(SYS_futex_waitv, waiters, 2, 0, deadline, CLOCK_MONOTONIC);
+}
+
+fs_result fs_wait_watching(fs_atomic_u32 *addr, uint32_t expected,
+                           const fs_atomic_u32 *watched, int64_t deadline_ns)
+{
+    struct timespec deadline, *deadline_ptr = NULL;
+    long woken;
+    if (deadline_ns != FS_NO_DEADLINE) {
+        deadline.tv_sec = (time_t)(deadline_ns / 1000000000);
+        deadline.tv_nsec = (long)(deadline_ns % 1000000000);
+        deadline_ptr = &deadline;
+    }
+    woken = futex_waitv2(addr, expected, watched, deadline_ptr);
+    if (woken < 0) {
+        switch (errno) {
+        case ETIMEDOUT: return FS_TIMED_OUT;
+        case EINTR:     return FS_INTERRUPTED;
+        default:        break;   /* EAGAIN: one of the words had changed */
+        }
+    }
+    return fs_load_u32(watched) != 0 ? FS_INTERRUPTED : FS_OK;
+}
+
+int fs_wait_can_watch(void)
+{
+    /* A watched word that is already nonzero: a kernel that knows the call
+     * returns at once with EAGAIN. */
+    fs_atomic_u32 word = { 0 }, set = { 1 };
+    return futex_waitv2(&word, 0, &set, NULL) < 0 && errno == EAGAIN;
+}
+
+#else   /* headers older than Linux 5.16 */
+
+fs_result fs_wait_watching(fs_atomic_u32 *addr, uint32_t expected,
+                           const fs_atomic_u32 *watched, int64_t deadline_ns)
+{ (void)watched; return fs_wait(addr, expected, deadline_ns); }
+
+int fs_wait_can_watch(void) { return 0; }
+
+#endif
 
 void fs_wake_one(fs_atomic_u32 *addr)
 { futex(addr, FUTEX_WAKE_BITSET, 1, NULL); }

@@ -11,6 +11,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -231,12 +232,17 @@ def test_composite_targets_are_judged_against_threading():
 
     report = targets.format_checks(list(checks.values()))
     assert "MISS  condition.ping_pong.2cpus: fastsync (cython) speedup >= 2: 1.200" in report
-    assert "1 of 4 targets met" in report
-    # On 3.11 the rows with a CPU per thread must keep what spinning bought.
+    assert "1 of 6 targets met" in report
+    # On 3.11 the rows with a CPU per thread must keep what spinning bought,
+    # and those with the main thread as one side most of it.
     on_311 = {c.target.split(":")[0]: c
               for c in targets.check_composites(results, version=(3, 11, 2))}
     assert ("condition.ping_pong.2cpus: fastsync (cython) speedup >= 10"
             in on_311["condition.ping_pong.2cpus"].target)
+    assert ("condition.ping_pong.main: fastsync (cython) speedup >= 5"
+            in on_311["condition.ping_pong.main"].target)
+    assert ("barrier.rounds.main: fastsync (cython) speedup >= 5"
+            in on_311["barrier.rounds.main"].target)
 
 
 @pytest.mark.timeout(30)
@@ -360,6 +366,26 @@ def test_pinned_rows_put_their_threads_where_they_say():
         assert by_name[name].placement is None
         assert by_name[name + ".2cpus"].placement == cases.SPREAD
         assert by_name[name + ".1cpu"].placement == cases.SHARED
+        assert by_name[name + ".main"].placement == cases.MAIN
+
+
+@pytest.mark.timeout(30)
+def test_a_main_thread_row_runs_its_first_side_in_the_main_thread():
+    cases, _, _ = _bench_modules()
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("the test runner must call tests from the main thread")
+    ran_in = {}
+
+    def side(label):
+        def work():
+            ran_in[label] = threading.current_thread()
+        return work
+
+    cases.run_threads(side("a"), side("b"), placement=cases.MAIN)
+    assert ran_in["a"] is threading.main_thread()
+    assert ran_in["b"] is not threading.main_thread()
+    elapsed, rounds = cases.event_ping_pong(threading.Event, 50, placement=cases.MAIN)
+    assert rounds == 50 and elapsed > 0
 
 
 @pytest.mark.timeout(30)
@@ -367,7 +393,8 @@ def test_pinned_rows_are_skipped_where_threads_cant_be_pinned(monkeypatch):
     cases, runner, _ = _bench_modules()
     monkeypatch.setattr(runner, "placement_unavailable", lambda: "no CPUs to spare")
     planned = runner.plan(cases.CASES, [])
-    skipped = {r.case.name: r.skipped for r in planned if r.case.placement is not None}
+    skipped = {r.case.name: r.skipped for r in planned if r.case.placement in cases.PINNED}
     assert len(skipped) == 6
     assert all(why == "not pinned: no CPUs to spare" for why in skipped.values()), skipped
-    assert not any("not pinned" in (r.skipped or "") for r in planned if r.case.placement is None)
+    assert not any("not pinned" in (r.skipped or "") for r in planned
+                   if r.case.placement not in cases.PINNED)

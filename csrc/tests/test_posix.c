@@ -438,6 +438,84 @@ static void test_thread_exit_releases_resources(void)
     EXPECT_EQ_INT(lowest_free_fd(), before);
 }
 
+/* ---- a watched word: no window for a signal ---------------------------------
+ * As CPython's C-level handler records a signal in a word, this handler sets
+ * one; a thread that watches it must see every signal, whether it lands
+ * before the wait, while the thread spins, or while it sleeps, and must never
+ * sleep through one. */
+
+static fs_atomic_u32 signal_recorded;
+
+static void on_sigusr2(int sig)
+{
+    (void)sig;
+    fs_store_u32(&signal_recorded, 1);
+}
+
+typedef struct {
+    fs_atomic_u32 never;          /* nobody changes it: only a signal ends a wait */
+    fs_atomic_u32 round, answered;
+    fs_atomic_u32 quit;
+    int bad;                      /* a wait that ended otherwise */
+} watch_job;
+
+enum { WATCH_ROUNDS = 1000 };
+
+static void *watcher(void *p)
+{
+    watch_job *job = (watch_job *)p;
+    fs_spin_watch(&signal_recorded);
+    while (!fs_load_u32(&job->quit)) {
+        uint32_t round = fs_load_u32(&job->round);
+        fs_result r = fs_spin_then_wait(&job->never, 0, fs_deadline_after(MS(5000)), MS(1) / 2);
+        if (r != FS_INTERRUPTED)
+            job->bad++;
+        fs_store_u32(&signal_recorded, 0);   /* "the handlers ran" */
+        fs_store_u32(&job->answered, round + 1);
+        test_wait_for_u32(&job->round, round + 1, 5000);
+    }
+    fs_spin_watch(NULL);
+    return NULL;
+}
+
+static void test_watched_word_leaves_no_window(void)
+{
+    watch_job job;
+    test_thread t;
+    int n, late = 0;
+    struct sigaction sa;
+    memset(&job, 0, sizeof job);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigusr2;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR2, &sa, NULL);
+    if (!fs_wait_can_watch()) {
+        test_note("this wait layer or kernel can't watch a second word: nothing to test");
+        return;
+    }
+    test_thread_start(&t, watcher, &job);
+    for (n = 0; n < WATCH_ROUNDS; n++) {
+        /* A moment spread over before the wait, the spin (0.5 ms), and the
+         * sleep after it. */
+        int64_t at = fs_monotonic_ns() + (int64_t)((unsigned)n * 7919u % 1000u) * 1000;
+        while (fs_monotonic_ns() < at)
+            fs_cpu_relax();
+        pthread_kill(tid_of(&t), SIGUSR2);
+        if (!test_wait_for_u32(&job.answered, (uint32_t)n + 1, 2000)) {
+            late++;
+            break;
+        }
+        if (n + 1 == WATCH_ROUNDS)
+            fs_store_u32(&job.quit, 1);
+        fs_store_u32(&job.round, (uint32_t)n + 1);
+    }
+    EXPECT_EQ_INT(late, 0);
+    if (late)
+        _exit(1);   /* the watcher sleeps for 5 s more: don't wait for it */
+    test_thread_join(&t);
+    EXPECT_EQ_INT(job.bad, 0);
+}
+
 void run_posix_tests(void)
 {
     install_handler();
@@ -458,6 +536,7 @@ void run_posix_tests(void)
     RUN(test_fork_in_handler_after_wakeup, 30);
 #endif
     RUN(test_thread_exit_releases_resources, 10);
+    RUN(test_watched_word_leaves_no_window, 60);
 }
 
 #else

@@ -44,6 +44,36 @@ cdef extern from *:
         return def;
     }
 
+    /* Puts a C acquire (def: its name, function and flags) in place of the
+     * type's Cython acquire, and of `alias` too unless NULL; the Cython one,
+     * which parses every call, is left in *parsed for the C one to hand the
+     * calls it doesn't answer to.  The docstring stays the Cython one's.
+     * Leaves the type alone where Cython did not make acquire
+     * METH_FASTCALL | METH_KEYWORDS (PyPy). */
+    static int fastsync_install_c_acquire(PyObject *type, PyMethodDef *c_def,
+                                          fastsync_fastcall_kw *parsed, const char *alias)
+    {
+        PyTypeObject *tp = (PyTypeObject *)type;
+        PyMethodDef *def = tp->tp_methods;
+        PyObject *method;
+        int failed;
+        while (def != NULL && def->ml_name != NULL && strcmp(def->ml_name, "acquire") != 0)
+            def++;
+        if (def == NULL || def->ml_name == NULL
+                || def->ml_flags != (METH_FASTCALL | METH_KEYWORDS))
+            return 0;
+        *parsed = (fastsync_fastcall_kw)(void (*)(void))def->ml_meth;
+        c_def->ml_doc = def->ml_doc;
+        method = PyDescr_NewMethod(tp, c_def);
+        if (method == NULL)
+            return -1;
+        failed = PyDict_SetItemString(tp->tp_dict, "acquire", method) < 0
+                 || (alias != NULL && PyDict_SetItemString(tp->tp_dict, alias, method) < 0);
+        Py_DECREF(method);
+        PyType_Modified(tp);
+        return failed ? -1 : 0;
+    }
+
     /* Call after the type's acquire is final.  impl NULL: the acquire itself
      * answers an argument-free call as __enter__ must (Lock's C acquire),
      * so it becomes __enter__ with no step in between. */

@@ -32,6 +32,8 @@ cdef extern from "fastsync.h" nogil:
                                 int64_t deadline_ns, int64_t spin_ns)
     bint fs_spin_while(const fs_atomic_u32 *addr, uint32_t expected,
                        int64_t deadline_ns, int64_t spin_ns)
+    void fs_spin_watch(const fs_atomic_u32 *watched)
+    bint fs_wait_can_watch()
     void fs_spin_set_limit(uint32_t threads)
     uint32_t fs_spinning_threads()
     void fs_after_fork_child()

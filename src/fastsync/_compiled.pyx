@@ -90,6 +90,7 @@ fastsync_install_exit(_RWLockWriter, 5, writer_exit)
 fastsync_install_rw_acquire(_RWLockReader, 0, rw_side_offset())
 fastsync_install_rw_acquire(_RWLockWriter, 1, rw_side_offset())
 fastsync_install_lock_acquire(Lock, lock_state_offset(), lock_owner_offset())
+fastsync_install_rlock_acquire(RLock, rlock_state_offset())
 if _enter_takes_acquire_arguments(_thread.allocate_lock):
     fastsync_install_enter_taking_arguments(Lock, 0, NULL)
 if _enter_takes_acquire_arguments(_thread.RLock):
@@ -106,6 +107,7 @@ del _ident_check
 
 # Both need thread_id(), so they are set once it is ready.
 fs_store_uptr_relaxed(&signal_thread_ident, __import__("threading").main_thread().ident)
+_watch_signals()
 _cpus = _usable_cpus()
 if _cpus > 1 and not env_flag(NO_SPIN):
     _set_spin_ns(DEFAULT_SPIN_NS)

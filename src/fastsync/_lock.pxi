@@ -127,33 +127,14 @@ cdef extern from *:
         METH_FASTCALL | METH_KEYWORDS, NULL
     };
 
-    /* Puts fastsync_lock_acquire in place of the type's acquire (and its
-     * alias acquire_lock), with its docstring.  Leaves the type alone where
-     * Cython did not make acquire METH_FASTCALL | METH_KEYWORDS (PyPy). */
+    /* Puts fastsync_lock_acquire in place of Lock's acquire and its alias. */
     static int fastsync_install_lock_acquire(PyObject *type, Py_ssize_t lock_offset,
                                              Py_ssize_t owner_offset)
     {
-        PyTypeObject *tp = (PyTypeObject *)type;
-        PyMethodDef *def = tp->tp_methods;
-        PyObject *method;
-        int failed;
-        while (def != NULL && def->ml_name != NULL && strcmp(def->ml_name, "acquire") != 0)
-            def++;
-        if (def == NULL || def->ml_name == NULL
-                || def->ml_flags != (METH_FASTCALL | METH_KEYWORDS))
-            return 0;
-        fastsync_lock_acquire_parsed = (fastsync_fastcall_kw)(void (*)(void))def->ml_meth;
         fastsync_lock_offset = lock_offset;
         fastsync_lock_owner_offset = owner_offset;
-        fastsync_lock_acquire_def.ml_doc = def->ml_doc;
-        method = PyDescr_NewMethod(tp, &fastsync_lock_acquire_def);
-        if (method == NULL)
-            return -1;
-        failed = PyDict_SetItemString(tp->tp_dict, "acquire", method) < 0
-                 || PyDict_SetItemString(tp->tp_dict, "acquire_lock", method) < 0;
-        Py_DECREF(method);
-        PyType_Modified(tp);
-        return failed ? -1 : 0;
+        return fastsync_install_c_acquire(type, &fastsync_lock_acquire_def,
+                                          &fastsync_lock_acquire_parsed, "acquire_lock");
     }
     """
     int fastsync_install_lock_acquire(object type, Py_ssize_t lock_offset,

@@ -200,6 +200,51 @@ cdef class RLock:
         raise cannot_pickle(self)
 
 
+# As Lock's (see _lock.pxi): RLock gets an acquire written in C that answers
+# acquire() and acquire(False) when the lock is free, and hands every other
+# call (a re-entry, a held lock, arguments to parse, fastsync.debug) to the
+# Cython method above.
+
+cdef extern from *:
+    """
+    static fastsync_fastcall_kw fastsync_rlock_acquire_parsed;
+    static Py_ssize_t fastsync_rlock_offset;   /* of an RLock's fs_rlock */
+
+    static PyObject *fastsync_rlock_acquire(PyObject *self, PyObject *const *args,
+                                            Py_ssize_t nargs, PyObject *kwnames)
+    {
+        if (kwnames == NULL && nargs <= 1 && !fastsync_debugging()) {
+            PyObject *blocking = nargs ? args[0] : Py_True;
+            fs_rlock *r = (fs_rlock *)((char *)self + fastsync_rlock_offset);
+            /* A free lock can't be ours: the owner needs no look. */
+            if ((blocking == Py_True || blocking == Py_False) && fs_lock_try_acquire(&r->lock)) {
+                fs_rlock_take_first(r, fastsync_thread_ident());
+                Py_RETURN_TRUE;
+            }
+        }
+        return fastsync_rlock_acquire_parsed(self, args, nargs, kwnames);
+    }
+
+    static PyMethodDef fastsync_rlock_acquire_def = {
+        "acquire", (PyCFunction)(void (*)(void))fastsync_rlock_acquire,
+        METH_FASTCALL | METH_KEYWORDS, NULL
+    };
+
+    static int fastsync_install_rlock_acquire(PyObject *type, Py_ssize_t rlock_offset)
+    {
+        fastsync_rlock_offset = rlock_offset;
+        return fastsync_install_c_acquire(type, &fastsync_rlock_acquire_def,
+                                          &fastsync_rlock_acquire_parsed, NULL);
+    }
+    """
+    int fastsync_install_rlock_acquire(object type, Py_ssize_t rlock_offset) except -1
+
+
+cdef Py_ssize_t rlock_state_offset():
+    cdef RLock sample = RLock()
+    return <char *>&sample._rlock - <char *><void *>sample
+
+
 cdef inline object rlock_enter(object self):
     (<RLock>self)._acquire(-1)
     return True

@@ -12,11 +12,57 @@ DEFAULT_SPIN_NS = 20_000
 
 # Atomic: _set_spin_ns may change it while other threads start waits.
 cdef fs_atomic_u64 spin_budget_ns
-# CPython runs signal handlers in the main thread only, and a signal that
-# arrives while a thread spins doesn't end the sleep that follows (only a
-# sleep in progress is interrupted).  So the main thread never spins, and
-# Ctrl-C keeps ending its waits at once.  Set at import and in a fork's child.
+# CPython runs signal handlers in the main thread only.  A signal that
+# arrives while a thread spins, or just before it sleeps, only runs the
+# C-level handler, which records it; a plain sleep that follows would not
+# end.  So the main thread spins only where it can also watch the word in
+# which the interpreter records that signals await their handlers
+# (_interpreter_signals.c): its spins end when the word is set, and its
+# sleeps watch the word too, in the kernel (fs_wait_watching).  Elsewhere it
+# never spins, and Ctrl-C still ends its waits at once.
+# Atomic: set at import and in a fork's child, read by every wait.
 cdef fs_atomic_uptr signal_thread_ident
+# Written once, at import, before any wait can read it.
+cdef bint can_watch_signals = False
+
+cdef extern from *:
+    """
+    int fastsync_signal_word_init(PyObject *sigint_handler, unsigned long main_ident);
+    const void *fastsync_signal_word_here(void);
+    """
+    int fastsync_signal_word_init(object sigint_handler, unsigned long main_ident) except -1
+    const void *fastsync_signal_word_here()
+
+cdef extern from "Python.h":
+    int Py_MakePendingCalls() except -1
+
+
+def _watch_signals():
+    """Look for the interpreter's signal word, once, at start-up."""
+    global can_watch_signals
+    import signal
+    can_watch_signals = (fs_wait_can_watch()
+                         and fastsync_signal_word_init(signal.getsignal(signal.SIGINT),
+                                                       fs_load_uptr_relaxed(&signal_thread_ident)) == 1)
+
+
+def _kernel_can_watch():
+    """Whether the wait layer can watch a second word as it sleeps.  For
+    tests; not part of the API."""
+    return fs_wait_can_watch()
+
+
+def _main_thread_watches_signals():
+    """Whether the main thread watches for signals in its waits, and so may
+    spin.  For tests; not part of the API."""
+    return can_watch_signals
+
+
+cdef inline const fs_atomic_u32 *signal_word_for_this_thread() noexcept:
+    """The word this thread's waits watch: NULL but in the main thread."""
+    if thread_id() != fs_load_uptr_relaxed(&signal_thread_ident) or not can_watch_signals:
+        return NULL
+    return <const fs_atomic_u32 *>fastsync_signal_word_here()
 
 
 def _usable_cpus():
@@ -26,8 +72,8 @@ def _usable_cpus():
 
 
 def _set_spin_ns(ns):
-    """Set how long a blocked thread (other than the main thread) looks before
-    it sleeps, in nanoseconds (0: never); returns the previous value.  On by
+    """Set how long a blocked thread looks before it sleeps (the main thread
+    only where it watches for signals), in nanoseconds (0: never); returns the previous value.  On by
     default where more than one CPU is usable, unless FASTSYNC_NO_SPIN is set.
     For tests and measurements; not part of the API."""
     previous = fs_load_u64(&spin_budget_ns)
@@ -39,8 +85,7 @@ def _set_spin_ns(ns):
 
 
 def _spin_ns():
-    """How long a blocked thread (other than the main thread) looks before it
-    sleeps, in nanoseconds.  For the benchmark's floor, which spins as long;
+    """How long a blocked thread looks before it sleeps, in nanoseconds.  For the benchmark's floor, which spins as long;
     not part of the API."""
     return fs_load_u64(&spin_budget_ns)
 
@@ -48,12 +93,6 @@ def _spin_ns():
 def _spinning_threads():
     """How many threads spin right now.  For tests; not part of the API."""
     return fs_spinning_threads()
-
-
-cdef inline int64_t spin_ns_for_this_thread() noexcept nogil:
-    if thread_id() == fs_load_uptr_relaxed(&signal_thread_ident):
-        return 0
-    return <int64_t>fs_load_u64(&spin_budget_ns)
 
 
 # The GIL.  A woken thread still has to take the GIL, and the thread that woke
@@ -160,6 +199,14 @@ ctypedef bint (*keep_step)(void *target) noexcept nogil
 ctypedef bint (*retry_step)(void *target) noexcept
 
 
+# How many times in a row a wait in the main thread may find the signal word
+# set before it waits, run the handlers, and find it set again.  Running them
+# clears it, so only a flood of signals gets there; the wait then stops
+# watching (and spinning) rather than loop without sleeping.
+cdef enum:
+    SIGNAL_WORD_RETRIES = 8
+
+
 cdef bint wait_loop(wait_step wait, void *target, int64_t timeout_ns,
                     keep_step keep, retry_step retry) except -1:
     """The blocking loop of every primitive: wait with the GIL released; after
@@ -167,21 +214,40 @@ cdef bint wait_loop(wait_step wait, void *target, int64_t timeout_ns,
     deadline.  Returns whether the wait got its object.  Run by
     wait_with_gil_released (_blocked.pxi), which notes what it waits for."""
     cdef int64_t deadline = deadline_for(timeout_ns)
-    cdef int64_t spin_ns = spin_ns_for_this_thread()
+    cdef const fs_atomic_u32 *watched = signal_word_for_this_thread()
+    cdef int64_t spin_ns = <int64_t>fs_load_u64(&spin_budget_ns)
+    cdef int found_set = 0
     cdef fs_result result
     cdef bint kept
     if FINALIZATION_REFUSES_WAITS and fastsync_is_finalizing():
         refuse_wait_at_finalization()
+    if watched == NULL and thread_id() == fs_load_uptr_relaxed(&signal_thread_ident):
+        spin_ns = 0
     while True:
         kept = True
-        with nogil:
-            note_gil_released()
-            result = wait(target, deadline, spin_ns)
-            if result == FS_OK or result == FS_RETRY:
-                await_gil_release(spin_ns)
-                if result == FS_OK and keep != NULL:
-                    kept = keep(target)
-        note_gil_taken()
+        if watched != NULL and fs_load_u32(watched) != 0:
+            # A signal came since the handlers last ran (before this call,
+            # or while they ran): they run before any sleep.
+            found_set += 1
+            if found_set > SIGNAL_WORD_RETRIES:
+                watched = NULL
+                spin_ns = 0
+                continue
+            result = FS_INTERRUPTED
+        else:
+            found_set = 0
+            with nogil:
+                note_gil_released()
+                if watched != NULL:
+                    fs_spin_watch(watched)
+                result = wait(target, deadline, spin_ns)
+                if result == FS_OK or result == FS_RETRY:
+                    await_gil_release(spin_ns)
+                    if result == FS_OK and keep != NULL:
+                        kept = keep(target)
+                if watched != NULL:
+                    fs_spin_watch(NULL)
+            note_gil_taken()
         if not kept:
             continue
         if result == FS_RETRY:
@@ -190,7 +256,9 @@ cdef bint wait_loop(wait_step wait, void *target, int64_t timeout_ns,
             continue
         if result != FS_INTERRUPTED:
             return result == FS_OK
-        PyErr_CheckSignals()    # raises what a handler raised; nothing is held
+        # As threading's waits do: the signal handlers (which may raise;
+        # nothing is held), and the calls queued by Py_AddPendingCall.
+        Py_MakePendingCalls()
 
 
 # Lock.  A woken waiter takes the GIL first and then tries the lock where
