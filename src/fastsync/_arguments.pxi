@@ -255,8 +255,9 @@ cdef inline int64_t deadline_for(int64_t timeout_ns) noexcept:
 # same name, whose exception the caller then gets; where threading accepts
 # them, fastsync's refusal stands.  The check is a C wrapper around the
 # type's constructors (Cython's vectorcall, and the __init__ slot that
-# subclasses use), so a call with good arguments pays only a test of the
-# result.  One slot per class, as for __exit__ (see _exit.pxi).
+# subclasses use): a call without arguments, which can't be refused, goes
+# straight on, and one with arguments pays a test of the result.  One slot
+# per class, as for __exit__ (see _exit.pxi).
 
 cdef extern from *:
     """
@@ -317,15 +318,32 @@ cdef extern from *:
         return NULL;
     }
 
+    /* Out of line, so that the call without arguments saves no registers. */
+    #if defined(__GNUC__) || defined(__clang__)
+    #  define FASTSYNC_NO_INLINE __attribute__((noinline))
+    #elif defined(_MSC_VER)
+    #  define FASTSYNC_NO_INLINE __declspec(noinline)
+    #else
+    #  define FASTSYNC_NO_INLINE
+    #endif
+    static FASTSYNC_NO_INLINE PyObject *fastsync_new_checked(int slot, PyObject *type, PyObject *const *args,
+                                                       size_t nargsf, PyObject *kwnames)
+    {
+        PyObject *made = fastsync_new_vectorcall_impl[slot](type, args, nargsf, kwnames);
+        if (made != NULL)
+            return made;
+        return fastsync_new_refused(slot, args, PyVectorcall_NARGS(nargsf), kwnames);
+    }
+
     #define FASTSYNC_INIT(n) \
         static int fastsync_init_##n(PyObject *self, PyObject *args, PyObject *kwds) \
         { if (fastsync_init_impl[n](self, args, kwds) == 0) return 0; \
           return fastsync_init_refused(n, args, kwds); } \
         static PyObject *fastsync_new_vectorcall_##n(PyObject *type, PyObject *const *args, \
                                                      size_t nargsf, PyObject *kwnames) \
-        { PyObject *made = fastsync_new_vectorcall_impl[n](type, args, nargsf, kwnames); \
-          if (made != NULL) return made; \
-          return fastsync_new_refused(n, args, PyVectorcall_NARGS(nargsf), kwnames); }
+        { if (PyVectorcall_NARGS(nargsf) == 0 && kwnames == NULL)   /* a tail call */ \
+              return fastsync_new_vectorcall_impl[n](type, args, nargsf, kwnames); \
+          return fastsync_new_checked(n, type, args, nargsf, kwnames); }
     FASTSYNC_INIT(0)
     FASTSYNC_INIT(1)
     FASTSYNC_INIT(2)
