@@ -1,6 +1,7 @@
 # Everyday commands.  PYTHON picks the interpreter: make test PYTHON=python3.13
 # They run in a virtual environment: PYTHON's own if it runs in one, else the
-# project's .venv, made from PYTHON (tools/project-python).
+# project's .venv, made from PYTHON (tools/project-python).  A .venv that they
+# did not make is never replaced or removed: used if it runs PYTHON, else left.
 PYTHON ?= python3
 RUN = py=$$(sh tools/project-python "$(PYTHON)") && "$$py"
 
@@ -30,9 +31,13 @@ docs:
 check-c:
 	$(MAKE) -C csrc check
 
+# Install the pinned lint tools (tools/lint-requirements.txt), then run ruff
+# with the rules in pyproject.toml and mypy over the package.
 lint:
-	$(RUN) -m ruff check src tests bench docs setup.py && MYPYPATH=src "$$py" -m mypy src/fastsync tests/check_types.py
+	$(RUN) -m pip install --quiet -r tools/lint-requirements.txt \
+	  && "$$py" -m ruff check src tests bench docs setup.py && MYPYPATH=src "$$py" -m mypy src/fastsync tests/check_types.py
 
 clean:
-	rm -rf build dist docs/_build src/*.egg-info src/fastsync/_compiled.c bench/_bench_floor.c src/fastsync/*.so src/fastsync/*.html .venv
+	rm -rf build dist docs/_build src/*.egg-info src/fastsync/_compiled.c bench/_bench_floor.c src/fastsync/*.so src/fastsync/*.html
+	sh tools/project-python --remove
 	-$(MAKE) -C csrc clean

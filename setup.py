@@ -3,8 +3,8 @@
 The extension is optional: if it can't be compiled the install still succeeds
 with the pure-Python backend, after a loud warning.  FASTSYNC_REQUIRE_EXTENSIONS=1
 (or CIBUILDWHEEL=1) makes a failed compile an error instead, and
-FASTSYNC_NO_EXTENSIONS=1 skips compiling altogether, and so does a
-free-threaded Python or one other than CPython.  FASTSYNC_C_BACKEND=posix
+FASTSYNC_NO_EXTENSIONS=1 skips compiling altogether, and so does a Python
+other than CPython.  FASTSYNC_C_BACKEND=posix
 builds over the generic POSIX wait layer instead of the platform's own.
 FASTSYNC_BENCH_FLOOR=1 also builds the benchmark's floor (see BENCH_FLOOR).
 
@@ -17,7 +17,6 @@ import glob
 import os
 import platform
 import sys
-import sysconfig
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -33,10 +32,6 @@ def env_flag(name):
 # script should not execute the package's modules before they are built.
 REQUIRE_EXTENSIONS = env_flag("FASTSYNC_REQUIRE_EXTENSIONS") or env_flag("CIBUILDWHEEL")
 SKIP_EXTENSIONS = env_flag("FASTSYNC_NO_EXTENSIONS") or platform.python_implementation() != "CPython"
-# A free-threaded CPython (3.13t and later) would turn the GIL back on to load
-# an extension that doesn't declare itself safe without it, and this one has
-# not been run there yet: such a build gets the pure-Python backend.
-FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 
 # The benchmark's floor (bench/_bench_floor.pyx): empty methods of the same
 # shapes as fastsync's, and hand-offs between two C threads over the same wait
@@ -51,10 +46,14 @@ BENCH_FLOOR_MODULE = "fastsync._bench_floor"
 # For every .pyx here, so fastsync and the benchmark's floor get the same.
 # always_allow_keywords=False makes methods without arguments METH_NOARGS and
 # those with one required argument METH_O: the interpreter calls them on its
-# cheapest paths.
+# cheapest paths.  freethreading_compatible declares that the module keeps
+# no state the GIL has to guard (docs/design.md lists what guards each piece),
+# so importing it on a free-threaded CPython leaves the GIL off; elsewhere it
+# changes nothing.
 CYTHON_DIRECTIVES = {
     "language_level": 3, "binding": False, "embedsignature": True, "embedsignature.format": "clinic",
     "boundscheck": False, "wraparound": False, "auto_pickle": False, "always_allow_keywords": False,
+    "freethreading_compatible": True,
 }
 
 # FASTSYNC_C_BACKEND=posix builds over the generic POSIX wait layer instead of
@@ -140,8 +139,7 @@ class OptionalBuildExt(build_ext):
         else:
             message = BANNER.format(error=error)
         sys.stderr.write(message)
-        # pip hides build output unless it fails; this file tells the user why.
-        self.warn(message)
+        _to_terminal(message)
 
 
     def _remove_built(self, name):
@@ -150,28 +148,34 @@ class OptionalBuildExt(build_ext):
             os.remove(path)
 
 
+def _to_terminal(message):
+    """Write message to the user's terminal too, when stderr is not it.
+
+    pip captures a build's output and shows it only when the build fails or
+    with -v, so a fallback banner on stderr alone goes unseen; the build still
+    runs in the user's terminal session.  Without one (CI logs), the
+    FallbackWarning at import is what the user sees."""
+    if sys.stderr.isatty() or not hasattr(os, "O_NOCTTY"):
+        return
+    try:
+        terminal = os.open("/dev/tty", os.O_WRONLY | os.O_NOCTTY)
+    except OSError:   # no controlling terminal
+        return
+    try:
+        os.write(terminal, message.encode("utf-8", "replace"))
+    except OSError:
+        pass
+    finally:
+        os.close(terminal)
+
+
 def _read(path):
     with open(path) as file:
         return file.read()
 
 
-FREE_THREADED_BANNER = """
-********************************************************************************
-fastsync's compiled extension is not built on a free-threaded Python: it has
-not been verified without the GIL, and loading it would turn the GIL back on
-for the whole process.  fastsync is installed with its pure-Python backend.
-********************************************************************************
-"""
-
-
 def extensions():
     if SKIP_EXTENSIONS:
-        return []
-    if FREE_THREADED:
-        if REQUIRE_EXTENSIONS:
-            sys.exit("fastsync: FASTSYNC_REQUIRE_EXTENSIONS is set, but the compiled extension "
-                     "is not built on a free-threaded Python")
-        sys.stderr.write(FREE_THREADED_BANNER)
         return []
     macros = []
     backend = os.environ.get("FASTSYNC_C_BACKEND", "")

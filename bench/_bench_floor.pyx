@@ -48,6 +48,9 @@ cdef class _CallFloor:
     def wait(self, timeout=None):
         return True
 
+    def notify(self, n=1):
+        pass
+
 
 cdef object floor_exit(object self):
     return None

@@ -210,6 +210,40 @@ def lock_contention(threads: int) -> Measure:
     return measure
 
 
+# What readers do inside the lock: a little work on the shared data.
+READ_MOSTLY_DATA = 64
+
+
+def read_mostly(threads: int, write_every: int) -> Measure:
+    """`threads` threads, each taking the reader side to sum a shared list
+    and, one time in `write_every`, the writer side to change it."""
+    def measure(RWLock: Callable, size: int) -> Tuple[int, int]:
+        rw = RWLock()
+        data = list(range(READ_MOSTLY_DATA))
+        writes = [0]
+
+        def work(offset: int) -> Callable[[], None]:
+            def run() -> None:
+                reader, writer = rw.reader, rw.writer
+                for i in range(size):
+                    if (i + offset) % write_every == 0:
+                        with writer:
+                            data[i % READ_MOSTLY_DATA] = data[(i + 1) % READ_MOSTLY_DATA]
+                            writes[0] += 1
+                    else:
+                        with reader:
+                            sum(data)
+            return run
+
+        elapsed = run_threads(*[work(t) for t in range(threads)])
+        expected = sum(1 for t in range(threads) for i in range(size) if (i + t) % write_every == 0)
+        if writes[0] != expected:
+            raise AssertionError(f"lost writes ({writes[0]} of {expected}): two writers were let in")
+        return elapsed, threads * size
+
+    return measure
+
+
 def queue_producer_consumer(Queue: Callable, size: int) -> Tuple[int, int]:
     items = Queue(QUEUE_MAXSIZE)
 
@@ -306,6 +340,10 @@ CASES = [
     loop_case("event.wait0_clear", "Event: wait(0) on a clear event", "Event", "event.wait(0)"),
     loop_case("semaphore.acquire_release", "Semaphore: acquire()+release()", "Semaphore",
               "semaphore.acquire()\nsemaphore.release()"),
+    loop_case("boundedsemaphore.acquire_release", "BoundedSemaphore: acquire()+release()",
+              "BoundedSemaphore", "boundedsemaphore.acquire()\nboundedsemaphore.release()"),
+    loop_case("condition.notify", "Condition: with cond: notify() (no waiter)", "Condition",
+              "with condition:\n    condition.notify()"),
     *handoff_cases("event.ping_pong", "Event: ping-pong, {threads} (round trip)", "Event",
                    event_ping_pong,
                    "A: ping.set(); pong.wait(); pong.clear()  B: ping.wait(); ping.clear(); pong.set()",
@@ -318,6 +356,15 @@ CASES = [
                 lock_contention(4),
                 "each of 4 threads: lock.acquire(); counter[0] += 1; lock.release()",
                 min_size=CONTENTION_MIN_SIZE),
+    loop_case("rwlock.read", "RWLock: with rwlock.reader", "RWLock",
+              "with rwlock.reader:\n    pass"),
+    loop_case("rwlock.write", "RWLock: with rwlock.writer", "RWLock",
+              "with rwlock.writer:\n    pass"),
+    thread_case("rwlock.read_mostly_4", "RWLock: 4 threads, 95% reads (per operation)", "RWLock",
+                read_mostly(4, 20),
+                "each of 4 threads: with rwlock.reader: sum(data)  (64 ints); "
+                "1 in 20: with rwlock.writer: data[i] = ...",
+                min_size=20_000),
     thread_case("queue.producer_consumer", "queue.Queue: producer -> consumer (per item)",
                 "Queue", queue_producer_consumer,
                 f"Queue({QUEUE_MAXSIZE}); one thread put()s, another get()s",

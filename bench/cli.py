@@ -11,7 +11,7 @@ from typing import List, Optional
 
 from . import busy, environment, fairness, report, runner, targets
 from .cases import CASES
-from .implementations import discover
+from .implementations import PATCHED_VARIABLE, discover
 
 DEBUG_VARIABLE = "FASTSYNC_DEBUG"   # read by fastsync at import (fastsync._env.DEBUG)
 
@@ -53,6 +53,9 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
                         help="run with fastsync.debug on, as FASTSYNC_DEBUG=WORDS would (e.g. "
                              "lock-order, or profile): the fastsync columns then show its cost "
                              "against threading, which it doesn't touch")
+    parser.add_argument("--patched", action="store_true",
+                        help="also time the classes fastsync.patch() installs in threading for "
+                             "Event, Condition, Semaphore, BoundedSemaphore and Barrier")
     parser.add_argument("--targets", action="store_true",
                         help="also check the project's speed targets for the compiled backend "
                              "(with --busy, those for a busy machine)")
@@ -86,6 +89,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.debug is not None:
         # Before fastsync is imported here, and inherited by the workers.
         os.environ[DEBUG_VARIABLE] = args.debug
+    if args.patched:
+        os.environ[PATCHED_VARIABLE] = "1"   # for the workers too
     if args.worker:
         return worker(args)
     with busy.busy_processes(args.busy) as busy_pids:

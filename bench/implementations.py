@@ -9,6 +9,7 @@ as it exists, without touching this file.
 from __future__ import annotations
 
 import importlib
+import os
 import queue
 import threading
 from dataclasses import dataclass, field
@@ -18,9 +19,15 @@ from .cases import Case, NativeHandoffs
 
 # Every kind a case may ask for, by its name in threading.
 KINDS = ("Lock", "RLock", "Event", "Condition", "Semaphore", "BoundedSemaphore", "Barrier")
+# fastsync's own kinds, which threading lacks: threading's column is what
+# users do without them.
+EXTRA_KINDS = ("RWLock",)
 
 BASELINE = "threading"
 FLOOR = "floor"
+# Set by --patched, for the worker processes too: adds the classes that
+# fastsync.patch() installs in threading for its Python classes.
+PATCHED_VARIABLE = "FASTSYNC_BENCH_PATCHED"
 
 
 def fastsync_backends() -> Dict[str, str]:
@@ -65,7 +72,8 @@ def discover() -> Tuple[List[Implementation], List[str]]:
         except ImportError as error:
             notes.append(f"{label}: not available ({error})")
             continue
-        constructors = {kind: getattr(module, kind) for kind in KINDS if hasattr(module, kind)}
+        constructors = {kind: getattr(module, kind) for kind in KINDS + EXTRA_KINDS
+                        if hasattr(module, kind)}
         queue_constructor, why_not = patched_queue(name)
         if queue_constructor is None:
             notes.append(f"{label} in queue.Queue: {why_not}")
@@ -78,12 +86,34 @@ def discover() -> Tuple[List[Implementation], List[str]]:
         notes.append("fastrlock: not installed (pip install fastrlock to compare RLock with it)")
     else:
         found.append(Implementation("fastrlock", "fastrlock", {"RLock": FastRLock}))
+    if os.environ.get(PATCHED_VARIABLE):
+        found.append(patched_classes())
+    try:
+        from readerwriterlock import rwlock
+    except ImportError:
+        notes.append("readerwriterlock: not installed (pip install readerwriterlock to compare "
+                     "RWLock with its fair lock)")
+    else:
+        found.append(Implementation("readerwriterlock", "readerwriterlock (fair)",
+                                    {"RWLock": _sides_of(rwlock.RWLockFair)}))
     floor, why_not = bench_floor()
     if floor is None:
         notes.append(f"floor: {why_not}")
     else:
         found.append(floor)
     return found, notes
+
+
+def patched_classes() -> Implementation:
+    """What threading.Event() and the others make while fastsync.patch() is
+    on, where threading's class is a Python class: a subclass of fastsync's
+    whose attributes can be set (see fastsync._patch)."""
+    import fastsync
+    from fastsync._patch import PYTHON_CLASS_NAMES
+
+    with fastsync.patched():
+        constructors = {kind: getattr(threading, kind) for kind in PYTHON_CLASS_NAMES}
+    return Implementation("patched", f"patch() ({fastsync.BACKEND})", constructors)
 
 
 # How to get the floor where it is missing; the Makefile's test and bench
@@ -117,7 +147,46 @@ def bench_floor() -> Tuple[Optional[Implementation], str]:
 def _threading_constructors() -> Dict[str, Callable]:
     constructors = {kind: getattr(threading, kind) for kind in KINDS}
     constructors["Queue"] = queue.Queue
+    constructors["RWLock"] = _LockForBothSides
     return constructors
+
+
+class _LockForBothSides:
+    """Without a readers-writer lock, one threading.Lock serves readers and
+    writers alike."""
+
+    __slots__ = ("reader", "writer")
+
+    def __init__(self) -> None:
+        self.reader = self.writer = threading.Lock()
+
+
+def _sides_of(make_rwlock: Callable) -> Callable:
+    """readerwriterlock's lock with a reader and a writer attribute, as
+    fastsync's.  Its lock objects record their own state, so each thread
+    needs its own: made at a thread's first use, then kept."""
+    class Sides:
+        __slots__ = ("_rw", "_mine")
+
+        def __init__(self) -> None:
+            self._rw = make_rwlock()
+            self._mine = threading.local()
+
+        def _own(self) -> threading.local:
+            mine = self._mine
+            if not hasattr(mine, "reader"):
+                mine.reader, mine.writer = self._rw.gen_rlock(), self._rw.gen_wlock()
+            return mine
+
+        @property
+        def reader(self):  # type: ignore[no-untyped-def]
+            return self._own().reader
+
+        @property
+        def writer(self):  # type: ignore[no-untyped-def]
+            return self._own().writer
+
+    return Sides
 
 
 # ---------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from .runner import CaseResult, Settings
 
 NOISY_SPREAD = 0.10      # interquartile range above this share of the median: marked
 # An empty call this much slower than fastsync's real one drew a bad code
-# placement (README, "Why several processes"): its row says little about
+# placement (docs/benchmarks.md, "Why several processes"): its row says little about
 # fastsync's distance to the floor, and the notes say so.
 FLOOR_BELOW = 0.9
 DASH = "-"
@@ -114,7 +114,7 @@ def notes(results: Sequence[CaseResult], missing: Sequence[str]) -> str:
         if result.case.uncontended and ratio is not None and ratio < FLOOR_BELOW:
             lines.append(f"The floor of {result.case.title!r} ran {1 / ratio:.2f}x as long as "
                          f"fastsync ({FASTEST}): in this build its empty calls landed badly "
-                         "(see README.md, \"Why several processes\"), so that row doesn't "
+                         "(see docs/benchmarks.md, \"Why several processes\"), so that row doesn't "
                          "show how far fastsync is from the cost of the call.")
         for name, measurement in result.measurements.items():
             if measurement.error:

@@ -13,11 +13,11 @@ void fs_after_fork_child(void)
 
 /* ---- Guards ---- */
 
-/* A guard is the lock of a queue (below: a Lock's askers, a Condition's
- * waiters): 0 free, 1 held, 2 held and a thread may sleep on it.  It guards a
- * few pointer moves, so it doesn't spin or hand over, and a signal doesn't
- * make a thread give up on it (the handler runs when the caller is done). */
-static void guard_acquire(fs_atomic_u32 *guard)
+/* Guards and fork adoption are declared in fs_queue.h: a Lock's askers, a
+ * Condition's waiters and a readers-writer lock's writers (fs_rwlock.c) use
+ * them.  A signal doesn't make a thread give up on a guard: the handler runs
+ * when the caller is done. */
+void fs_guard_acquire(fs_atomic_u32 *guard)
 {
     uint32_t expected = 0;
     if (fs_cas_u32(guard, &expected, 1))
@@ -26,7 +26,7 @@ static void guard_acquire(fs_atomic_u32 *guard)
         fs_wait(guard, 2, FS_NO_DEADLINE);
 }
 
-static void guard_release(fs_atomic_u32 *guard)
+void fs_guard_release(fs_atomic_u32 *guard)
 {
     if (fs_exchange_u32(guard, 0) == 2)
         fs_wake_one(guard);
@@ -35,13 +35,8 @@ static void guard_release(fs_atomic_u32 *guard)
 /* A queue's generation while one thread resets it after a fork. */
 #define QUEUE_RESETTING UINT32_MAX
 
-/* Before a thread takes a queue's guard: in a forked child, the first thread
- * to use a queue from before the fork empties it, since its entries, and
- * whoever held its guard, are the parent's other threads, which the child
- * doesn't have.  reset_owner resets the rest of the queue's owner (its guard
- * first). */
-static void adopt_queue_after_fork(fs_queue *queue, void (*reset_owner)(void *),
-                                   void *owner)
+void fs_queue_adopt_after_fork(fs_queue *queue, void (*reset_owner)(void *),
+                               void *owner)
 {
     uint32_t current = fs_fork_generation();
     uint32_t seen = fs_load_u32(&queue->generation);
@@ -71,12 +66,12 @@ static void askers_reset(void *owner)
 
 static void askers_lock(fs_lock *lock)
 {
-    adopt_queue_after_fork(&lock->askers, askers_reset, lock);
-    guard_acquire(&lock->askers_guard);
+    fs_queue_adopt_after_fork(&lock->askers, askers_reset, lock);
+    fs_guard_acquire(&lock->askers_guard);
 }
 
 static void askers_unlock(fs_lock *lock)
-{ guard_release(&lock->askers_guard); }
+{ fs_guard_release(&lock->askers_guard); }
 
 size_t fs_lock_count_askers(fs_lock *lock)
 {
@@ -392,12 +387,12 @@ void fs_cond_init(fs_cond *cond)
 
 static void cond_lock(fs_cond *cond)
 {
-    adopt_queue_after_fork(&cond->waiters, cond_reset, cond);
-    guard_acquire(&cond->guard);
+    fs_queue_adopt_after_fork(&cond->waiters, cond_reset, cond);
+    fs_guard_acquire(&cond->guard);
 }
 
 static void cond_unlock(fs_cond *cond)
-{ guard_release(&cond->guard); }
+{ fs_guard_release(&cond->guard); }
 
 fs_cond_waiter *fs_cond_enqueue(fs_cond *cond)
 {

@@ -90,4 +90,18 @@ static inline fs_queue_exit fs_queue_withdraw(fs_queue *queue, fs_queue_entry *e
     return FS_QUEUE_LEFT;
 }
 
+/* A queue's guard, a small lock of the queue's owner (fastsync.c): 0 free,
+ * 1 held, 2 held and a thread may sleep on it.  It guards a few pointer
+ * moves, so it doesn't spin or hand over, and a signal doesn't make a thread
+ * give up on it. */
+void fs_guard_acquire(fs_atomic_u32 *guard);
+void fs_guard_release(fs_atomic_u32 *guard);
+
+/* Before a thread takes a queue's guard: in a forked child, the first thread
+ * to use a queue from before the fork empties it, since its entries, and
+ * whoever held its guard, are the parent's other threads, which the child
+ * doesn't have.  reset_owner resets the rest of the queue's owner (its guard
+ * first). */
+void fs_queue_adopt_after_fork(fs_queue *queue, void (*reset_owner)(void *), void *owner);
+
 #endif /* FASTSYNC_QUEUE_H */

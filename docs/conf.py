@@ -20,6 +20,7 @@ if fastsync.BACKEND != "cython":
     )
 
 project = "fastsync"
+copyright = "2026, the fastsync developers"   # as LICENSE says
 release = version = fastsync.__version__
 extensions = ["sphinx.ext.autodoc", "myst_parser"]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}

@@ -25,6 +25,15 @@ def use_every_primitive() -> None:
     event.clear()
     assert flag
 
+    rw = fastsync.RWLock()
+    with rw.reader:
+        reading: bool = rw.reader.locked()
+        assert reading
+    if rw.writer.acquire(timeout=0.5):
+        rw.downgrade()
+        rw.reader.release()
+    assert rw.writer.rwlock is rw
+
     condition = fastsync.Condition(fastsync.Lock())
     with condition:
         woken: bool = condition.wait_for(lambda: True, timeout=0.1)

@@ -83,15 +83,21 @@ for w in caught:
 # The extension simply isn't there, as after an install without a compiler.
 MISSING_EXTENSION = """
 import sys
+import warnings
+
 sys.modules["fastsync._compiled"] = None
-import fastsync
-print(fastsync.BACKEND)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import fastsync
+print(fastsync.BACKEND, *[w.category.__name__ for w in caught])
+for w in caught:
+    print(w.message)
 """
 
 
-def run_without_switch(code):
-    env = {key: value for key, value in os.environ.items() if key != NO_EXTENSIONS}
-    env["PYTHONWARNINGS"] = "error"
+def run_without_switch(code, **env):
+    env = {**{key: value for key, value in os.environ.items() if key != NO_EXTENSIONS}, **env}
+    env.setdefault("PYTHONWARNINGS", "error")
     result = run_python(code, env=env, replace_env=True, timeout=30)
     assert result.returncode == 0, result.stderr
     return result.stdout.splitlines()
@@ -104,8 +110,46 @@ def test_broken_extension_warns():
     assert "pure-Python fallback" in message
 
 
-def test_missing_extension_falls_back_quietly():
+# On CPython a missing extension is a failed or skipped compile the user may
+# never have seen (pip shows build output only with -v): the import says so,
+# with the cause and the fix.  PyPy never gets the extension, so it is quiet.
+@pytest.mark.skipif(platform.python_implementation() != "CPython", reason="CPython only")
+def test_missing_extension_warns_on_cpython():
+    backend_line, message = run_without_switch(MISSING_EXTENSION)
+    assert backend_line == "python FallbackWarning"
+    assert "compiled backend is not installed" in message
+    assert "C compiler" in message and "reinstall" in message
+    assert f"{NO_EXTENSIONS}=1" in message
+
+
+@pytest.mark.skipif(platform.python_implementation() == "CPython", reason="not CPython")
+def test_missing_extension_is_quiet_elsewhere():
     assert run_without_switch(MISSING_EXTENSION) == ["python"]
+
+
+def test_missing_extension_is_quiet_when_the_fallback_is_asked_for():
+    assert run_without_switch(MISSING_EXTENSION, **{NO_EXTENSIONS: "1"}) == ["python"]
+
+
+# One warning per process, and a filter set before the import (the category
+# can't be named before fastsync is imported) silences it.
+MISSING_EXTENSION_TWICE = """
+import importlib, sys
+sys.modules["fastsync._compiled"] = None
+import fastsync
+importlib.import_module("fastsync")
+print(fastsync.BACKEND)
+"""
+
+
+@pytest.mark.skipif(platform.python_implementation() != "CPython", reason="CPython only")
+def test_missing_extension_warning_is_filterable():
+    ignore = "error,ignore:fastsync's compiled backend is not installed"
+    assert run_without_switch(MISSING_EXTENSION_TWICE, PYTHONWARNINGS=ignore) == ["python"]
+    env = {key: value for key, value in os.environ.items() if key not in (NO_EXTENSIONS, "PYTHONWARNINGS")}
+    result = run_python(MISSING_EXTENSION_TWICE, env=env, replace_env=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("FallbackWarning") == 1, result.stderr
 
 
 def test_fallback_warning_is_a_runtime_warning():
@@ -144,9 +188,8 @@ def run_setup(*, free_threaded=False, **switches):
 
 # setup.py spells the switches' names itself; they must be the ones the
 # package reads at import time, with the same rule for their values.
-@pytest.mark.skipif(platform.python_implementation() != "CPython"
-                    or bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
-                    reason="setup.py declares no extension on PyPy or a free-threaded Python")
+@pytest.mark.skipif(platform.python_implementation() != "CPython",
+                    reason="setup.py declares no extension on PyPy")
 @pytest.mark.parametrize("switch_value, declared",
                          [(None, "1"), ("", "1"), ("0", "1"), ("1", "0"), ("yes", "0")])
 def test_setup_honours_the_no_extensions_switch(switch_value, declared):
@@ -158,9 +201,8 @@ def test_setup_honours_the_no_extensions_switch(switch_value, declared):
 
 # The benchmark's floor is a second extension, declared only when asked for,
 # and never without fastsync's own.
-@pytest.mark.skipif(platform.python_implementation() != "CPython"
-                    or bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
-                    reason="setup.py declares no extension on PyPy or a free-threaded Python")
+@pytest.mark.skipif(platform.python_implementation() != "CPython",
+                    reason="setup.py declares no extension on PyPy")
 @pytest.mark.parametrize("switches, declared", [
     ({BENCH_FLOOR: "0"}, "1"), ({BENCH_FLOOR: "1"}, "2"), ({BENCH_FLOOR: "1", NO_EXTENSIONS: "1"}, "0")])
 def test_setup_declares_the_bench_floor_only_when_asked(switches, declared):
@@ -169,15 +211,79 @@ def test_setup_declares_the_bench_floor_only_when_asked(switches, declared):
     assert result.stdout.split() == [declared]
 
 
-# On a free-threaded CPython setup.py must declare no extension (loading one
-# would turn the GIL back on) and say why, or refuse when the extension is
-# required.
+# A free-threaded CPython builds the extension like any other (the module
+# declares that it doesn't need the GIL), and a required one is not refused.
 @pytest.mark.skipif(platform.python_implementation() != "CPython",
                     reason="setup.py declares no extension on PyPy, free-threaded or not")
-def test_setup_builds_no_extension_on_a_free_threaded_python():
-    result = run_setup(free_threaded=True)
+@pytest.mark.parametrize("switches", [{}, {REQUIRE_EXTENSIONS: "1"}])
+def test_setup_builds_the_extension_on_a_free_threaded_python(switches):
+    result = run_setup(free_threaded=True, **switches)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["0"]
-    assert "free-threaded" in result.stderr
-    result = run_setup(free_threaded=True, **{REQUIRE_EXTENSIONS: "1"})
-    assert result.returncode != 0 and "free-threaded" in result.stderr
+    assert result.stdout.split() == ["1"]
+    assert "free-threaded" not in result.stderr
+
+
+# On a free-threaded CPython, importing a module that doesn't declare itself
+# safe without the GIL turns the GIL back on for the whole process, with a
+# RuntimeWarning.  Every module of fastsync, the extension first, must leave
+# it off.
+GIL_AFTER_IMPORT = """
+import importlib.util, sys, warnings
+warnings.simplefilter("error")
+modules = ["fastsync", "fastsync.debug"]
+if importlib.util.find_spec("fastsync._compiled") is not None:
+    modules.insert(0, "fastsync._compiled")
+for name in modules:
+    importlib.import_module(name)
+import fastsync
+print(fastsync.BACKEND, sys._is_gil_enabled())
+"""
+
+
+@pytest.mark.skipif(not sysconfig.get_config_var("Py_GIL_DISABLED"),
+                    reason="only a free-threaded CPython can run without the GIL")
+def test_import_leaves_the_gil_off():
+    env = {key: value for key, value in os.environ.items() if key not in (NO_EXTENSIONS, "PYTHON_GIL")}
+    result = run_python(GIL_AFTER_IMPORT, env=env, replace_env=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [default_backend(), "False"]
+
+
+# pip shows a build's output only when it fails or with -v, so setup.py also
+# writes its fallback banner straight to the user's terminal.  The child here
+# has a pseudo-terminal as its controlling terminal and pipes for stdout and
+# stderr, as a build under pip has; it runs setup.py's function on its own.
+TO_TERMINAL = """
+import ast, os, sys
+with open("setup.py") as file:
+    tree = ast.parse(file.read())
+(function,) = [node for node in tree.body if getattr(node, "name", None) == "_to_terminal"]
+namespace = {"os": os, "sys": sys}
+exec(compile(ast.Module(body=[function], type_ignores=[]), "setup.py", "exec"), namespace)
+namespace["_to_terminal"]("fastsync banner for the terminal\\n")
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty") or not hasattr(os, "setsid"), reason="no pseudo-terminals")
+def test_setup_writes_its_banner_to_the_terminal():
+    import subprocess
+    import sys
+
+    controller, terminal = os.openpty()
+    terminal_name = os.ttyname(terminal)
+
+    def take_terminal():
+        os.setsid()
+        os.close(os.open(terminal_name, os.O_RDWR))   # becomes the controlling terminal
+
+    try:
+        result = subprocess.run([sys.executable, "-c", TO_TERMINAL], cwd=REPO, capture_output=True,
+                                text=True, timeout=30, preexec_fn=take_terminal)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == result.stderr == ""
+        os.set_blocking(controller, False)
+        shown = os.read(controller, 4096).decode()
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert "fastsync banner for the terminal" in shown

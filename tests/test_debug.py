@@ -439,11 +439,6 @@ def test_find_deadlocks_on_a_real_deadlock(backend):
     assert any("in hold_then_wait" in line for line in one.stack)
 
 
-def test_find_deadlocks_needs_debugging():
-    with pytest.raises(RuntimeError, match="not enabled"):
-        debug.find_deadlocks()
-
-
 def test_a_stalled_deadlock_is_reported_once(backend, thread_warnings, monkeypatch):
     monkeypatch.setattr(debug, "STALL_SECONDS", 0.2)
     debug.enable()

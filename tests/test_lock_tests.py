@@ -3,6 +3,7 @@ lock_tests.py, which test_threading runs against threading's classes), run
 against both backends' seven classes, from the running interpreter's copy."""
 
 import importlib
+import sys
 import threading
 
 import pytest
@@ -12,7 +13,9 @@ from fastsync._common import BACKEND_MODULES
 from helpers import backend_marks
 
 lock_tests = pytest.importorskip(
-    "test.lock_tests", reason="this interpreter ships no test package (test.lock_tests)")
+    "test.lock_tests",
+    reason="this interpreter ships no test package (test.lock_tests); Debian and Ubuntu "
+           f"package it apart: apt install libpython{sys.version_info[0]}.{sys.version_info[1]}-testsuite")
 
 
 class _EventAtForkReinit:

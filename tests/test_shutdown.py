@@ -2,6 +2,9 @@
 interpreter does with daemon threads then (up to 3.12 it ends those that try
 to take the GIL back, in the middle of their wait)."""
 
+import functools
+import signal
+
 import pytest
 
 from helpers import backend_params, run_python
@@ -47,3 +50,77 @@ def test_exit_while_condition_waiters_wake(module):
     for attempt in range(10):
         result = run_python(EXIT_WITH_WAITERS.format(module=module))
         assert result.returncode == 0, (attempt, result.returncode, result.stderr)
+
+
+# A finalizer that waits at exit, in the final garbage collection, where no
+# other thread can run any more: on a lock a daemon thread holds for ever, or
+# for a notification nothing will send.  threading raises
+# PythonFinalizationError from 3.15; before, a timed wait times out and an
+# untimed one hangs.  Each scenario runs with threading and with a backend,
+# and the two must end alike.
+FINALIZER_WAITS = """
+import signal, threading, time
+import {module} as backend
+
+lock = backend.{holder}()
+held = threading.Event()
+
+def hold_for_ever():
+    with lock:
+        held.set()
+        while True:
+            time.sleep(1)
+
+class Cycle:
+    def __init__(self):
+        self.cycle = self
+        threading.Thread(target=hold_for_ever, daemon=True).start()
+        held.wait()
+    def __del__(self):
+        signal.alarm(HANG_SECONDS)   # a wait that hangs ends the process
+        try:
+            result = {wait}
+        except BaseException as error:
+            print("raised", type(error).__name__, error, flush=True)
+        else:
+            print("returned", result, flush=True)
+
+HANG_SECONDS = {hang_seconds}
+Cycle()
+"""
+
+FINALIZER_CASES = {
+    "Lock": ("Lock", "lock.acquire()"),
+    "RLock": ("RLock", "lock.acquire()"),
+    "Lock-with": ("Lock", "lock.__enter__()"),
+    "Lock-timed": ("Lock", "lock.acquire(timeout=0.2)"),
+    "RLock-timed": ("RLock", "lock.acquire(True, 0.2)"),
+    "Lock-nonblocking": ("Lock", "lock.acquire(False)"),
+    "Event": ("Lock", "backend.Event().wait(0.2)"),
+    "Condition": ("Lock", "(lambda c: c.acquire() and c.wait(0.2))(backend.Condition())"),
+    "Semaphore": ("Lock", "backend.Semaphore(0).acquire(timeout=0.2)"),
+    "Barrier": ("Lock", "backend.Barrier(2).wait(0.2)"),
+}
+# Counted from the finalizer's start: longer than any of the timed waits.
+HANG_SECONDS = 2
+
+
+@functools.lru_cache(maxsize=None)
+def finalizer_outcome(module, case):
+    holder, wait = FINALIZER_CASES[case]
+    code = FINALIZER_WAITS.format(module=module, holder=holder, wait=wait, hang_seconds=HANG_SECONDS)
+    result = run_python(code, timeout=120)
+    if result.returncode == -signal.SIGALRM:
+        return "hung"
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@BACKENDS
+@pytest.mark.skipif(not hasattr(signal, "alarm"), reason="the child ends a hang with signal.alarm")
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("case", FINALIZER_CASES)
+def test_wait_at_finalization_ends_as_threadings(module, case):
+    expected = finalizer_outcome("threading", case)
+    assert expected == "hung" or expected.startswith(("raised", "returned")), expected
+    assert finalizer_outcome(module, case) == expected

@@ -267,6 +267,7 @@ int main(void)
     printf("fastsync C tests, wait backend: %s\n", FS_WAIT_BACKEND_NAME);
     test_thread_start(&dog, watchdog, NULL);   /* never joined */
     run_core_tests();
+    run_rwlock_tests();
     run_posix_tests();
     run_win32_tests();
     printf("total %.1f s\n", test_ms_since(start) / 1000.0);

@@ -120,6 +120,7 @@ void test_interrupt_exempt_end(void);
 
 /* The suites. */
 void run_core_tests(void);
+void run_rwlock_tests(void);      /* the readers-writer lock (test_rwlock.c) */
 void run_interrupt_tests(void);   /* run by the platform suite, set up for interrupts */
 void run_posix_tests(void);       /* signals, fork: POSIX only */
 void run_win32_tests(void);       /* interrupt event: Windows only */

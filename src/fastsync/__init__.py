@@ -1,11 +1,13 @@
 """Drop-in replacements for threading's synchronization primitives.
 
 fastsync.Lock, RLock, Event, Condition, Semaphore, BoundedSemaphore and
-Barrier behave like threading's and are faster.  The
+Barrier behave like threading's and are faster.  fastsync.RWLock, which
+threading lacks, is a readers-writer lock whose two sides behave like Locks.  The
 compiled backend is used when it is installed; otherwise, or when
 FASTSYNC_NO_EXTENSIONS=1 is set, the pure-Python one.  fastsync.BACKEND says
-which: "cython" or "python".  The compiled backend serves the main interpreter
-only: a subinterpreter gets the pure-Python one, with a FallbackWarning.
+which: "cython" or "python".  Falling back without being asked to gives a
+FallbackWarning on CPython: the extension missing or failing to load, or a
+subinterpreter (the compiled backend serves the main interpreter only).
 Once gevent or eventlet has monkey-patched threading, the constructors return
 threading's (then cooperative) primitives, and BACKEND says "threading".
 """
@@ -22,13 +24,14 @@ from ._protocols import LockLike
 
 __all__ = [
     "BACKEND", "Barrier", "BoundedSemaphore", "BrokenBarrierError", "Condition", "Event",
-    "FallbackWarning", "Lock", "LockLike", "RLock", "Semaphore", "patch", "patched", "unpatch",
+    "FallbackWarning", "Lock", "LockLike", "RLock", "RWLock", "Semaphore", "patch", "patched", "unpatch",
 ]
 __version__ = "0.1.0"
 
 
 class FallbackWarning(RuntimeWarning):
-    """fastsync uses its pure-Python backend although the compiled one is installed."""
+    """fastsync uses its slower pure-Python backend without being asked to
+    (FASTSYNC_NO_EXTENSIONS): the compiled one is missing or can't be used here."""
 
 
 _COMPILED = _common.BACKEND_MODULES["cython"]
@@ -43,6 +46,15 @@ _SUBINTERPRETER_MESSAGE = (
     "fastsync's compiled backend serves only the main interpreter; this "
     "subinterpreter uses the pure-Python fallback (loading the extension here "
     "would keep the main interpreter from ever loading it)"
+)
+
+
+_NOT_BUILT_MESSAGE = (
+    "fastsync's compiled backend is not installed: it was not compiled when fastsync was "
+    "installed (no C compiler or Python headers?), so fastsync uses its pure-Python fallback, "
+    "which is slower. To fix: install a C compiler and the Python headers (Debian/Ubuntu: "
+    "apt install gcc python3-dev), then reinstall fastsync with pip's --no-cache-dir; or set "
+    "FASTSYNC_NO_EXTENSIONS=1 to choose the fallback and silence this warning"
 )
 
 
@@ -90,15 +102,15 @@ def _compiled_installed():
 # (the fallback's Lock() returns the interpreter's own lock, which a checker
 # can't see through).
 if TYPE_CHECKING:
-    from ._compiled import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore
+    from ._compiled import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, RWLock, Semaphore
 
     BACKEND = "cython"
 elif env_flag(NO_EXTENSIONS):
-    from ._fallback import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore
+    from ._fallback import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, RWLock, Semaphore
 
     _BACKEND = "python"
 elif _in_subinterpreter():
-    from ._fallback import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore
+    from ._fallback import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, RWLock, Semaphore
 
     _BACKEND = "python"
     if _compiled_installed():
@@ -108,19 +120,22 @@ elif _in_subinterpreter():
         warnings.warn(_SUBINTERPRETER_MESSAGE, FallbackWarning, stacklevel=2)
 else:
     try:
-        from ._compiled import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore
+        from ._compiled import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, RWLock, Semaphore
 
         _BACKEND = "cython"
     except ImportError as error:
-        # Not built (no compiler, PyPy, unsupported platform) is a choice the
-        # install already reported.  Built but failing to load is not.
         if not (isinstance(error, ModuleNotFoundError) and error.name == _COMPILED):
             warnings.warn(
                 f"fastsync's compiled backend is installed but could not be imported ({error}); "
                 "using the pure-Python fallback, which is slower",
                 FallbackWarning, stacklevel=2,
             )
-        from ._fallback import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore
+        elif sys.implementation.name == "cpython":
+            # Not built, on a Python it is built for: the install's own report
+            # is easy to miss (pip shows build output only with -v), so the
+            # user hears it here.  PyPy never gets the extension: no news.
+            warnings.warn(_NOT_BUILT_MESSAGE, FallbackWarning, stacklevel=2)
+        from ._fallback import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, RWLock, Semaphore
 
         _BACKEND = "python"
 
@@ -131,6 +146,12 @@ def __getattr__(name):
     # primitives (see _cooperative).
     if name == "BACKEND":
         return "threading" if _cooperative.monkey_patched() else _BACKEND
+    if name == "debug":
+        # Imported on first use, so that a program that never touches it
+        # pays nothing; importing it sets the attribute, so this runs once.
+        import importlib
+
+        return importlib.import_module(f"{__name__}.debug")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

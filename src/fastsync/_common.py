@@ -60,24 +60,14 @@ def _wait_tests_not_positive_with_le():
 # and an incomparable one's TypeError names '<='.  Asked of threading itself.
 WAIT_TESTS_LE = _wait_tests_not_positive_with_le()
 
-def _rlock_arguments_handling():
-    """(accepted, warned): what threading.RLock() does with an argument."""
-    import threading
-    import warnings
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            threading.RLock(None)
-        except TypeError:
-            return False, False
-    return True, any(issubclass(w.category, DeprecationWarning) for w in caught)
-
-
 # threading.RLock() has never used arguments.  CPython ignored them silently up
 # to 3.12, with a DeprecationWarning in 3.13 and 3.14, and refuses them since;
-# PyPy refuses them.  Asked of threading itself.
-RLOCK_TAKES_ARGUMENTS, RLOCK_ARGUMENTS_WARN = _rlock_arguments_handling()
+# PyPy refuses them.  Known by version rather than asked of threading: asking
+# means making that warning, and catching it changes the program's warning
+# state for good (on 3.14, warnings that filters hid are shown afterwards).
+# The tests ask threading, in a process of their own.
+RLOCK_TAKES_ARGUMENTS = sys.implementation.name == "cpython" and sys.version_info < (3, 15)
+RLOCK_ARGUMENTS_WARN = RLOCK_TAKES_ARGUMENTS and sys.version_info >= (3, 13)
 RLOCK_ARGUMENTS_WARNING = "Passing arguments to RLock is deprecated and will be removed in 3.15"
 
 

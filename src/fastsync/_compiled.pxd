@@ -10,6 +10,8 @@ cdef extern from "fs_wait.h":
     const char *FS_WAIT_BACKEND_NAME
     ctypedef struct fs_atomic_u32:
         pass
+    ctypedef struct fs_atomic_u64:
+        pass
     ctypedef enum fs_result:
         FS_OK
         FS_TIMED_OUT
@@ -19,6 +21,8 @@ cdef extern from "fs_wait.h":
     void fs_wake_one(fs_atomic_u32 *addr) nogil
     uint32_t fs_load_u32(const fs_atomic_u32 *addr) nogil
     void fs_store_u32(fs_atomic_u32 *addr, uint32_t value) nogil
+    uint64_t fs_load_u64(const fs_atomic_u64 *addr) nogil
+    void fs_store_u64(fs_atomic_u64 *addr, uint64_t value) nogil
 
 cdef extern from "fastsync.h" nogil:
     int64_t FS_NO_DEADLINE
@@ -96,3 +100,29 @@ cdef extern from "fastsync.h" nogil:
     uint64_t fs_cond_length(fs_cond *cond)
     fs_result fs_cond_wait_notified(fs_cond_waiter *waiter, int64_t deadline_ns,
                                      int64_t spin_ns)
+
+cdef extern from "fs_rwlock.h" nogil:
+    ctypedef struct fs_rwlock:
+        pass
+    ctypedef enum fs_rw_status:
+        FS_RW_OK
+        FS_RW_NOT_HELD
+        FS_RW_UPGRADE
+        FS_RW_WRITING
+        FS_RW_TOO_MANY
+        FS_RW_NO_MEMORY
+    void fs_rwlock_init(fs_rwlock *rw)
+    uintptr_t fs_rwlock_read_depth(const fs_rwlock *rw)
+    int fs_rwlock_try_read(fs_rwlock *rw, uintptr_t me)
+    int fs_rwlock_read_until(fs_rwlock *rw, int64_t deadline_ns, int64_t spin_ns)
+    fs_rw_status fs_rwlock_read_release(fs_rwlock *rw)
+    int fs_rwlock_try_write(fs_rwlock *rw, uintptr_t me)
+    fs_result fs_rwlock_write_until(fs_rwlock *rw, uintptr_t me, int64_t deadline_ns,
+                                    int64_t spin_ns)
+    fs_rw_status fs_rwlock_write_release(fs_rwlock *rw)
+    fs_rw_status fs_rwlock_downgrade(fs_rwlock *rw, uintptr_t me)
+    bint fs_rwlock_is_written(const fs_rwlock *rw)
+    uint32_t fs_rwlock_readers(const fs_rwlock *rw)
+    uintptr_t fs_rwlock_writer(const fs_rwlock *rw)
+    size_t fs_rwlock_count_writers_waiting(fs_rwlock *rw)
+    uint32_t fs_rwlock_count_readers_waiting(fs_rwlock *rw)

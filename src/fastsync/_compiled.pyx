@@ -18,6 +18,7 @@ and message the running Python's threading would give.
 
 cimport cython
 from cpython.exc cimport PyErr_CheckSignals
+from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from cpython.float cimport PyFloat_Check, PyFloat_AS_DOUBLE
 from cpython.long cimport PyLong_Check, PyLong_AsLongLongAndOverflow
 from libc.math cimport ceil, floor, isnan
@@ -35,20 +36,24 @@ from fastsync._common import (ISSET_WARNING, ISSET_WARNS, NOTIFYALL_WARNING, RLO
                               type_name)
 from fastsync._env import NO_SPIN, env_flag
 
-__all__ = ["Barrier", "BoundedSemaphore", "Condition", "Event", "Lock", "RLock", "Semaphore"]
+__all__ = ["Barrier", "BoundedSemaphore", "Condition", "Event", "Lock", "RLock", "RWLock", "Semaphore"]
 
 WAIT_BACKEND = FS_WAIT_BACKEND_NAME.decode("ascii")
 
 include "_exit.pxi"            # __exit__ without an argument tuple
 include "_arguments.pxi"       # __enter__ with arguments, timeouts, blocking
+include "_ident.pxi"           # thread ids
 include "_waiting.pxi"         # spinning, the GIL hint, the blocking loops
+include "_blocked.pxi"         # who waits for what, for fastsync.debug
 include "_debug.pxi"           # fastsync.debug's hooks, behind one flag
 include "_lock.pxi"
 include "_rlock.pxi"
+include "_rwlock.pxi"          # RWLock and its two sides
 include "_event.pxi"
 include "_semaphore.pxi"
 include "_condition.pxi"       # Condition, and Barrier over it
 include "_under_gevent.pxi"    # threading's cooperative primitives under gevent
+include "_installed.pxi"       # what fastsync.patch() installs in threading
 
 
 # ---------------------------------------------------------------------------
@@ -72,16 +77,20 @@ cdef extern from *:
 
 
 def _after_fork_in_child():
-    global signal_thread_ident
     fs_after_fork_child()
-    signal_thread_ident = thread_id()   # the forking thread is the child's main
+    blocked_after_fork(thread_id())
+    fs_store_uptr_relaxed(&signal_thread_ident, thread_id())   # the forking thread is the child's main
 
 
 fastsync_lock_exit_takes_three = _lock_exit_takes_three()
 fastsync_install_exit(Lock, 0, lock_exit)
 fastsync_install_exit(RLock, 1, rlock_exit)
 fastsync_install_semaphore_exit(Semaphore, 2, semaphore_exit, semaphore_exit_arguments)
-fastsync_install_lock_acquire(Lock, lock_state_offset())
+fastsync_install_exit(_RWLockReader, 4, reader_exit)   # 3 is the benchmark floor's
+fastsync_install_exit(_RWLockWriter, 5, writer_exit)
+fastsync_install_rw_acquire(_RWLockReader, 0, rw_side_offset())
+fastsync_install_rw_acquire(_RWLockWriter, 1, rw_side_offset())
+fastsync_install_lock_acquire(Lock, lock_state_offset(), lock_owner_offset())
 if _enter_takes_acquire_arguments(_thread.allocate_lock):
     fastsync_install_enter_taking_arguments(Lock, 0, NULL)
 if _enter_takes_acquire_arguments(_thread.RLock):
@@ -103,7 +112,7 @@ THREAD_IDENT_INLINE = _ident_check == 1
 del _ident_check
 
 # Both need thread_id(), so they are set once it is ready.
-signal_thread_ident = __import__("threading").main_thread().ident
+fs_store_uptr_relaxed(&signal_thread_ident, __import__("threading").main_thread().ident)
 _cpus = _usable_cpus()
 if _cpus > 1 and not env_flag(NO_SPIN):
     _set_spin_ns(DEFAULT_SPIN_NS)

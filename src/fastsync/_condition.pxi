@@ -25,9 +25,10 @@ cdef object fs_lock_release_save(object condition, RLockLevels *levels):
     return None
 
 cdef int fs_lock_acquire_restore(object condition, object saved, const RLockLevels *levels) except -1:
-    cdef fs_lock *lock = &(<Lock>(<Condition>condition)._lock)._lock
-    if not fs_lock_try_acquire(lock):
-        lock_acquire_deferring_signals(lock)
+    cdef Lock lock = <Lock>(<Condition>condition)._lock
+    if not fs_lock_try_acquire(&lock._lock):
+        lock_acquire_deferring_signals(&lock._lock, lock)
+    lock_taken(lock)
     if debugging():   # held again, with no new order (fs_lock_release_save told it)
         debug_restored((<Condition>condition)._lock)
     return 0
@@ -177,7 +178,7 @@ threading.Condition, over `lock`, by default a new fastsync RLock."""
         try:
             saved = self._adapter.release_save(self, &levels)   # all levels of an RLock
             try:
-                notified = timeout_ns != 0 and condition_wait_blocking(waiter, timeout_ns)
+                notified = timeout_ns != 0 and condition_wait_blocking(waiter, timeout_ns, self)
             finally:
                 # Take it back whatever happened, as threading does.
                 self._adapter.acquire_restore(self, saved, &levels)

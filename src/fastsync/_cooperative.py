@@ -42,10 +42,19 @@ def monkey_patched():
     return _thread.allocate_lock is not NATIVE_ALLOCATE_LOCK
 
 
+def _ours(obj):
+    """Whether obj is a fastsync class or one that fastsync.patch() installs."""
+    if getattr(obj, "__module__", None) in _OUR_MODULES:
+        return True
+    from ._patch import installed_by_patch   # imported late: _patch imports this module
+
+    return installed_by_patch(obj)
+
+
 def construct(cls, args, kwargs):
     """threading's primitive in place of cls(*args, **kwargs), for a
     monkey-patched threading."""
-    if cls.__module__ not in _OUR_MODULES:
+    if not _ours(cls):
         # A subclass builds on our implementation, which can't cooperate:
         # an error now rather than a hang at its first wait.
         raise TypeError(
@@ -53,12 +62,18 @@ def construct(cls, args, kwargs):
             "would block every greenlet now that threading is monkey-patched; subclass "
             "threading's class instead")
     name = cls.__name__
+    if name == "RWLock":
+        # threading has none: the fallback's is built on _thread's locks,
+        # which the monkey-patching made cooperative.
+        from ._fallback import RWLock
+
+        return RWLock(*args, **(kwargs or {}))
     if name == "Lock":
         # threading.Lock may be ours (fastsync.patch() before the monkey
         # patch); threading's own Lock is the interpreter's allocator.
         factory = _thread.allocate_lock
     else:
         factory = getattr(threading, name)
-        if getattr(factory, "__module__", None) in _OUR_MODULES:   # fastsync.patch()
+        if _ours(factory):   # fastsync.patch()
             factory = _THREADING[name]
     return factory(*args, **(kwargs or {}))

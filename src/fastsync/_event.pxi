@@ -57,7 +57,7 @@ arguments; the flag starts clear."""
             if not is_positive(timeout):
                 return fs_event_is_set(&self._event)
             timeout_ns = acquire_timeout_ns(True, timeout)
-        return event_wait_blocking(&self._event, observed, timeout_ns)
+        return event_wait_blocking(&self._event, observed, timeout_ns, self)
 
     def _at_fork_reinit(self):
         fs_event_reinit_after_fork(&self._event)

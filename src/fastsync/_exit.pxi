@@ -11,12 +11,12 @@
 cdef extern from *:
     """
     typedef PyObject *(*fastsync_exit_fn)(PyObject *self);
-    static fastsync_exit_fn fastsync_exit_impl[4];
+    static fastsync_exit_fn fastsync_exit_impl[6];
 
     /* Since 3.15 the __exit__ of _thread's locks takes exactly three
      * arguments; Lock's and RLock's (slots 0 and 1) then do too.  A `with`
      * passes three, so it never reaches the flag. */
-    static int fastsync_exit_strict[4];
+    static int fastsync_exit_strict[6];
     static int fastsync_lock_exit_takes_three;
 
     static PyObject *fastsync_exit_refuse(Py_ssize_t nargs)
@@ -35,12 +35,15 @@ cdef extern from *:
     FASTSYNC_EXIT(1)
     FASTSYNC_EXIT(2)
     FASTSYNC_EXIT(3)
+    FASTSYNC_EXIT(4)
+    FASTSYNC_EXIT(5)
 
     #define FASTSYNC_EXIT_DEF(n) \
         {"__exit__", (PyCFunction)(void (*)(void))fastsync_exit_##n, METH_FASTCALL, \
          "__exit__($self, /, *exc_info)\\n--\\n\\nRelease; the arguments are ignored."}
-    static PyMethodDef fastsync_exit_defs[4] = {
-        FASTSYNC_EXIT_DEF(0), FASTSYNC_EXIT_DEF(1), FASTSYNC_EXIT_DEF(2), FASTSYNC_EXIT_DEF(3)
+    static PyMethodDef fastsync_exit_defs[6] = {
+        FASTSYNC_EXIT_DEF(0), FASTSYNC_EXIT_DEF(1), FASTSYNC_EXIT_DEF(2), FASTSYNC_EXIT_DEF(3),
+        FASTSYNC_EXIT_DEF(4), FASTSYNC_EXIT_DEF(5)
     };
     #define FASTSYNC_EXIT3_DEF(n) \
         {"__exit__", (PyCFunction)(void (*)(void))fastsync_exit_##n, METH_FASTCALL, \

@@ -18,10 +18,12 @@ from typing import Any, NoReturn, Optional, Tuple
 
 from . import _cooperative
 from ._barrier import make_barrier_class
+from ._pyrwlock import RWLock
+from ._pyrwlock import _set_debug_tracker as _set_rwlock_tracker
 from ._common import (ISSET_WARNING, ISSET_WARNS, RLOCK_SHOWS_PARAMETERS, WAIT_TESTS_LE, ClassSignature,
                       cannot_pickle, check_rlock_arguments, raise_as_threading, type_name)
 
-__all__ = ["Barrier", "BoundedSemaphore", "Condition", "Event", "Lock", "RLock", "Semaphore"]
+__all__ = ["Barrier", "BoundedSemaphore", "Condition", "Event", "Lock", "RLock", "RWLock", "Semaphore"]
 
 _allocate_lock = _thread.allocate_lock
 _LockType = _thread.LockType   # taken now: monkey-patching replaces it later
@@ -42,6 +44,7 @@ def _set_debug_tracker(tracker: Any) -> None:
     if tracker is not None:
         _tracker = tracker
     _watch_new_locks = tracker is not None
+    _set_rwlock_tracker(tracker)
 
 
 class _InterpretersLockType(type):

@@ -10,6 +10,9 @@ A primitive lock, like threading.Lock; any thread may release it.
 Lock() takes no arguments."""
 
     cdef fs_lock _lock   # all-zero (unlocked) from allocation
+    # The thread that took it last, for fastsync.debug: every acquire writes
+    # it (relaxed: read only to report), no release clears it.
+    cdef fs_atomic_uptr _owner
     cdef object __weakref__
 
     def __init__(self):
@@ -23,12 +26,12 @@ Lock() takes no arguments."""
         Returns True if the lock was acquired, False if not."""
         cdef int64_t timeout_ns = timeout_for(blocking, timeout)
         if debugging():
-            return debug_acquire(self, &self._lock, timeout_ns)
+            return debug_acquire(self, &self._lock, timeout_ns) and lock_taken(self)
         if fs_lock_try_acquire(&self._lock):
-            return True
+            return lock_taken(self)
         if timeout_ns == 0:
             return False
-        return lock_acquire_blocking(&self._lock, timeout_ns)
+        return lock_acquire_blocking(&self._lock, timeout_ns, self) and lock_taken(self)
 
     def __enter__(self):
         return lock_enter(self)
@@ -64,12 +67,18 @@ Lock() takes no arguments."""
         raise cannot_pickle(self)
 
 
+cdef inline bint lock_taken(Lock lock) noexcept nogil:
+    fs_store_uptr_relaxed(&lock._owner, thread_id())
+    return True
+
+
 cdef inline object lock_enter(object self):
     cdef fs_lock *lock = &(<Lock>self)._lock
     if debugging():
-        return debug_acquire(self, lock, -1)
+        return debug_acquire(self, lock, -1) and lock_taken(<Lock>self)
     if not fs_lock_try_acquire(lock):
-        lock_acquire_blocking(lock, -1)
+        lock_acquire_blocking(lock, -1, self)
+    lock_taken(<Lock>self)
     return True
 
 
@@ -91,7 +100,8 @@ cdef object lock_exit(object self):
 cdef extern from *:
     """
     static fastsync_fastcall_kw fastsync_lock_acquire_parsed;
-    static Py_ssize_t fastsync_lock_offset;   /* of a Lock's fs_lock */
+    static Py_ssize_t fastsync_lock_offset;         /* of a Lock's fs_lock */
+    static Py_ssize_t fastsync_lock_owner_offset;   /* of its owner */
 
     static PyObject *fastsync_lock_acquire(PyObject *self, PyObject *const *args,
                                            Py_ssize_t nargs, PyObject *kwnames)
@@ -105,8 +115,11 @@ cdef extern from *:
             if (blocking == Py_False && fs_lock_is_locked(lock))
                 Py_RETURN_FALSE;
             if (blocking == Py_True || blocking == Py_False) {
-                if (fs_lock_try_acquire(lock))
+                if (fs_lock_try_acquire(lock)) {
+                    fs_store_uptr_relaxed((fs_atomic_uptr *)((char *)self + fastsync_lock_owner_offset),
+                                          fastsync_thread_ident());
                     Py_RETURN_TRUE;
+                }
                 if (blocking == Py_False)
                     Py_RETURN_FALSE;
             }
@@ -122,7 +135,8 @@ cdef extern from *:
     /* Puts fastsync_lock_acquire in place of the type's acquire (and its
      * alias acquire_lock), with its docstring.  Leaves the type alone where
      * Cython did not make acquire METH_FASTCALL | METH_KEYWORDS (PyPy). */
-    static int fastsync_install_lock_acquire(PyObject *type, Py_ssize_t lock_offset)
+    static int fastsync_install_lock_acquire(PyObject *type, Py_ssize_t lock_offset,
+                                             Py_ssize_t owner_offset)
     {
         PyTypeObject *tp = (PyTypeObject *)type;
         PyMethodDef *def = tp->tp_methods;
@@ -135,6 +149,7 @@ cdef extern from *:
             return 0;
         fastsync_lock_acquire_parsed = (fastsync_fastcall_kw)(void (*)(void))def->ml_meth;
         fastsync_lock_offset = lock_offset;
+        fastsync_lock_owner_offset = owner_offset;
         fastsync_lock_acquire_def.ml_doc = def->ml_doc;
         method = PyDescr_NewMethod(tp, &fastsync_lock_acquire_def);
         if (method == NULL)
@@ -146,9 +161,15 @@ cdef extern from *:
         return failed ? -1 : 0;
     }
     """
-    int fastsync_install_lock_acquire(object type, Py_ssize_t lock_offset) except -1
+    int fastsync_install_lock_acquire(object type, Py_ssize_t lock_offset,
+                                      Py_ssize_t owner_offset) except -1
 
 
 cdef Py_ssize_t lock_state_offset():
     cdef Lock sample = Lock()
     return <char *>&sample._lock - <char *><void *>sample
+
+
+cdef Py_ssize_t lock_owner_offset():
+    cdef Lock sample = Lock()
+    return <char *>&sample._owner - <char *><void *>sample

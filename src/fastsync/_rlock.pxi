@@ -1,54 +1,6 @@
 # ---------------------------------------------------------------------------
 # RLock
 
-cdef extern from *:
-    """
-    /* threading.get_ident() without the call into libpython: CPython's
-     * PyThread_get_thread_ident is exactly this on both families. */
-    #if defined(_WIN32)
-    #  define fastsync_thread_ident() ((unsigned long)GetCurrentThreadId())
-    #else
-    #  include <pthread.h>
-    #  if defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__)
-    /* x86-64 keeps the thread pointer at %fs:0, and glibc's pthread_self()
-     * returns it (its thread descriptor starts at the thread pointer).
-     * Reading it inline saves a call through the PLT, twice per RLock
-     * acquire+release, and deciding here rather than at load time saves a
-     * test of a flag in each.  The module checks the two agree when it loads.
-     * Other C libraries (musl, Android's) take the call. */
-    #    define FASTSYNC_FS_SELF 1
-    static inline unsigned long fastsync_thread_ident(void)
-    {
-        unsigned long self;
-        __asm__ ("mov %%fs:0, %0" : "=r" (self));
-        return self;
-    }
-    #  else
-    #    define fastsync_thread_ident() ((unsigned long)pthread_self())
-    #  endif
-    #endif
-
-    /* 1: the id is read inline and agrees with pthread_self(); 0: it comes
-     * from a call; -1: read inline but it disagrees, which the module
-     * refuses to load with. */
-    static int fastsync_thread_ident_check(void)
-    {
-    #if defined(FASTSYNC_FS_SELF)
-        return fastsync_thread_ident() == (unsigned long)pthread_self() ? 1 : -1;
-    #else
-        return 0;
-    #endif
-    }
-    """
-    unsigned long fastsync_thread_ident() nogil
-    int fastsync_thread_ident_check()
-
-
-
-cdef inline unsigned long thread_id() noexcept nogil:
-    return fastsync_thread_ident()
-
-
 # 3.14 rebuilt _thread.RLock on a recursive mutex whose depth beyond the
 # first level is a size_t, like our `depth_minus_one`: whoever is recorded as owner
 # owns it even at depth 0 (which _acquire_restore((0, me)) makes), the depth wraps
@@ -117,7 +69,7 @@ them: ignored, warned about or refused, by version)."""
                 raise OverflowError("Internal lock count overflowed")
             fs_rlock_set_count(&self._rlock, count + 1)
             return True
-        if timeout_ns == 0 or not lock_acquire_blocking(&self._rlock.lock, timeout_ns):
+        if timeout_ns == 0 or not lock_acquire_blocking(&self._rlock.lock, timeout_ns, self):
             return False
         fs_rlock_take_first(&self._rlock, me)
         return True
@@ -227,9 +179,9 @@ them: ignored, warned about or refused, by version)."""
         without, a signal handler's exception stops the wait."""
         if not fs_lock_try_acquire(&self._rlock.lock):
             if defer_signals:
-                lock_acquire_deferring_signals(&self._rlock.lock)
+                lock_acquire_deferring_signals(&self._rlock.lock, self)
             else:
-                lock_acquire_blocking(&self._rlock.lock, -1)
+                lock_acquire_blocking(&self._rlock.lock, -1, self)
         fs_rlock_take(&self._rlock, levels.owner, levels.count)
         if debugging():
             debug_restored(self)

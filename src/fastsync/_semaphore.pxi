@@ -46,13 +46,13 @@ threading.Semaphore, starting at `value`."""
             if not is_positive(timeout):   # negative, zero (or NaN before 3.14): don't wait
                 return fs_semaphore_try_acquire(&self._sem)
             timeout_ns = acquire_timeout_ns(True, timeout)
-        return semaphore_acquire_blocking(&self._sem, timeout_ns)
+        return semaphore_acquire_blocking(&self._sem, timeout_ns, self)
 
     def __enter__(self, blocking=True, timeout=None):
         # threading's Semaphore.__enter__ is its acquire, arguments and all.
         if blocking is True and timeout is None:
             if not fs_semaphore_try_acquire(&self._sem):
-                semaphore_acquire_blocking(&self._sem, -1)
+                semaphore_acquire_blocking(&self._sem, -1, self)
             return True
         return self.acquire(blocking, timeout)
 

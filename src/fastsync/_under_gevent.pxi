@@ -8,7 +8,7 @@
 
 cdef extern from *:
     """
-    #define FASTSYNC_SWITCHED_TYPES 6
+    #define FASTSYNC_SWITCHED_TYPES 7
     static newfunc fastsync_native_new[FASTSYNC_SWITCHED_TYPES];
     static PyObject *fastsync_thread_namespace;   /* _thread.__dict__ */
     static PyObject *fastsync_allocate_lock_name;
@@ -80,14 +80,17 @@ cdef extern from *:
     FASTSYNC_SWITCHED_NEW(3)
     FASTSYNC_SWITCHED_NEW(4)
     FASTSYNC_SWITCHED_NEW(5)
+    FASTSYNC_SWITCHED_NEW(6)
     static newfunc fastsync_switched_new_fns[FASTSYNC_SWITCHED_TYPES] = {
         fastsync_switched_new_0, fastsync_switched_new_1, fastsync_switched_new_2,
         fastsync_switched_new_3, fastsync_switched_new_4, fastsync_switched_new_5,
+        fastsync_switched_new_6,
     };
     static vectorcallfunc fastsync_switched_vectorcall_fns[FASTSYNC_SWITCHED_TYPES] = {
         fastsync_switched_vectorcall_0, fastsync_switched_vectorcall_1,
         fastsync_switched_vectorcall_2, fastsync_switched_vectorcall_3,
         fastsync_switched_vectorcall_4, fastsync_switched_vectorcall_5,
+        fastsync_switched_vectorcall_6,
     };
 
     static int fastsync_switch_setup(PyObject *thread_namespace, PyObject *native_allocate,
@@ -129,5 +132,5 @@ def _switch_constructors():
 
     native = _cooperative.NATIVE_ALLOCATE_LOCK
     fastsync_switch_setup(_thread.__dict__, native, _cooperative.construct)
-    for n, cls in enumerate((Lock, RLock, Event, Condition, Semaphore, BoundedSemaphore)):
+    for n, cls in enumerate((Lock, RLock, Event, Condition, Semaphore, BoundedSemaphore, RWLock)):
         fastsync_switch_new(cls, n)

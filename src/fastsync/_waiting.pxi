@@ -3,19 +3,20 @@
 #
 # A hand-off (a lock, an event, a notification) to a thread that slept costs
 # the kernel waking it, often on an idle CPU; to a thread still looking it
-# costs a few cache misses (README.md, "Spinning").  A wait that outlasts the
+# costs a few cache misses (docs/design.md, "Spinning").  A wait that outlasts the
 # spin costs that CPU time once.
 
 # Long enough to cover the Python code a partner runs between two hand-offs,
 # short enough that a thread which then sleeps has used little CPU.
 DEFAULT_SPIN_NS = 20_000
 
-cdef int64_t spin_budget_ns = 0
+# Atomic: _set_spin_ns may change it while other threads start waits.
+cdef fs_atomic_u64 spin_budget_ns
 # CPython runs signal handlers in the main thread only, and a signal that
 # arrives while a thread spins doesn't end the sleep that follows (only a
 # sleep in progress is interrupted).  So the main thread never spins, and
-# Ctrl-C keeps ending its waits at once.
-cdef unsigned long signal_thread_ident = 0
+# Ctrl-C keeps ending its waits at once.  Set at import and in a fork's child.
+cdef fs_atomic_uptr signal_thread_ident
 
 
 def _usable_cpus():
@@ -29,12 +30,11 @@ def _set_spin_ns(ns):
     it sleeps, in nanoseconds (0: never); returns the previous value.  On by
     default where more than one CPU is usable, unless FASTSYNC_NO_SPIN is set.
     For tests and measurements; not part of the API."""
-    global spin_budget_ns
-    previous = spin_budget_ns
+    previous = fs_load_u64(&spin_budget_ns)
     ns = _index(ns)
     if not 0 <= ns <= 10**9:
         raise ValueError("spin time must be between 0 and 10**9 ns")
-    spin_budget_ns = ns
+    fs_store_u64(&spin_budget_ns, ns)
     return previous
 
 
@@ -42,7 +42,7 @@ def _spin_ns():
     """How long a blocked thread (other than the main thread) looks before it
     sleeps, in nanoseconds.  For the benchmark's floor, which spins as long;
     not part of the API."""
-    return spin_budget_ns
+    return fs_load_u64(&spin_budget_ns)
 
 
 def _spinning_threads():
@@ -51,7 +51,9 @@ def _spinning_threads():
 
 
 cdef inline int64_t spin_ns_for_this_thread() noexcept nogil:
-    return 0 if thread_id() == signal_thread_ident else spin_budget_ns
+    if thread_id() == fs_load_uptr_relaxed(&signal_thread_ident):
+        return 0
+    return <int64_t>fs_load_u64(&spin_budget_ns)
 
 
 # The GIL.  A woken thread still has to take the GIL, and the thread that woke
@@ -64,12 +66,6 @@ cdef inline int64_t spin_ns_for_this_thread() noexcept nogil:
 # wrong hint costs at most the spin time, never correctness.
 cdef fs_atomic_u32 gil_released_in_wait   # 1: released by a waiter, not yet retaken here
 
-cdef inline void note_gil_released() noexcept nogil:
-    fs_store_u32(&gil_released_in_wait, 1)
-
-cdef inline void note_gil_taken() noexcept nogil:
-    fs_store_u32(&gil_released_in_wait, 0)
-
 cdef extern from *:
     """
     /* A free-threaded build has no GIL to wait for. */
@@ -80,6 +76,16 @@ cdef extern from *:
     #endif
     """
     const bint GIL_DISABLED "FASTSYNC_GIL_DISABLED"
+
+# Without a GIL the hint means nothing, and every wait writing one word
+# shared by all threads would only move its cache line between CPUs.
+cdef inline void note_gil_released() noexcept nogil:
+    if not GIL_DISABLED:
+        fs_store_u32(&gil_released_in_wait, 1)
+
+cdef inline void note_gil_taken() noexcept nogil:
+    if not GIL_DISABLED:
+        fs_store_u32(&gil_released_in_wait, 0)
 
 cdef inline void await_gil_release(int64_t spin_ns) noexcept nogil:
     """Before asking for the GIL after a wait that was ended by another thread."""
@@ -120,6 +126,28 @@ cdef inline bint finalizing_elsewhere() noexcept nogil:
     return exiting != 0 and exiting != thread_id() and fastsync_is_finalizing()
 
 
+# From 3.15, threading's locks refuse a wait that must block while the
+# interpreter is being finalized (no other thread can run then, so nothing
+# could end the wait): PythonFinalizationError, where earlier versions wait
+# for ever.  The waits built on them (Event, Condition, Semaphore, Barrier)
+# raise it too, and so do ours, each from the one blocking loop below.
+cdef extern from *:
+    """
+    #if !defined(PYPY_VERSION) && PY_VERSION_HEX >= 0x030F0000
+    #  define FASTSYNC_FINALIZATION_REFUSES_WAITS 1
+    #else
+    #  define FASTSYNC_FINALIZATION_REFUSES_WAITS 0
+    #endif
+    """
+    const bint FINALIZATION_REFUSES_WAITS "FASTSYNC_FINALIZATION_REFUSES_WAITS"
+
+# Taken now: module globals may be gone when a finalizer needs it.
+cdef object finalization_error_type = getattr(__import__("builtins"), "PythonFinalizationError", None)
+
+cdef int refuse_wait_at_finalization() except -1:
+    raise finalization_error_type("cannot acquire lock at interpreter finalization")
+
+
 # One wait of a primitive, with the GIL released: FS_OK (got it, was
 # set, was notified), FS_TIMED_OUT or FS_INTERRUPTED (a signal).
 ctypedef fs_result (*wait_step)(void *target, int64_t deadline_ns,
@@ -132,15 +160,18 @@ ctypedef bint (*keep_step)(void *target) noexcept nogil
 ctypedef bint (*retry_step)(void *target) noexcept
 
 
-cdef bint wait_with_gil_released(wait_step wait, void *target, int64_t timeout_ns,
-                                 keep_step keep=NULL, retry_step retry=NULL) except -1:
+cdef bint wait_loop(wait_step wait, void *target, int64_t timeout_ns,
+                    keep_step keep, retry_step retry) except -1:
     """The blocking loop of every primitive: wait with the GIL released; after
     a signal, run the handlers (which may raise) and wait again until the same
-    deadline.  Returns whether the wait got its object."""
+    deadline.  Returns whether the wait got its object.  Run by
+    wait_with_gil_released (_blocked.pxi), which notes what it waits for."""
     cdef int64_t deadline = deadline_for(timeout_ns)
     cdef int64_t spin_ns = spin_ns_for_this_thread()
     cdef fs_result result
     cdef bint kept
+    if FINALIZATION_REFUSES_WAITS and fastsync_is_finalizing():
+        refuse_wait_at_finalization()
     while True:
         kept = True
         with nogil:
@@ -203,14 +234,14 @@ cdef bint lock_keep_step(void *target) noexcept nogil:
         return False    # not ended after all: wait again
     return True
 
-cdef bint lock_acquire_blocking(fs_lock *lock, int64_t timeout_ns) except -1:
+cdef bint lock_acquire_blocking(fs_lock *lock, int64_t timeout_ns, object waited) except -1:
     """Wait for the lock; the caller's uncontended attempt has failed."""
     cdef lock_wait w
     if finalizing_here() and fs_lock_take_from_gil_waiter(lock):
         return True
     w.lock = lock
     w.waiting_since = 0
-    if not wait_with_gil_released(lock_wait_step, &w, timeout_ns, lock_keep_step,
+    if not wait_with_gil_released(lock_wait_step, &w, timeout_ns, waited, lock_keep_step,
                                   lock_retry_step):
         return False
     # Had the lock been taken over, this thread would not be here.
@@ -218,15 +249,17 @@ cdef bint lock_acquire_blocking(fs_lock *lock, int64_t timeout_ns) except -1:
     return True
 
 
-cdef int lock_acquire_deferring_signals(fs_lock *lock) except -1:
+cdef int lock_acquire_deferring_signals(fs_lock *lock, object waited) except -1:
     """Acquire for sure, then raise what a signal handler raised meanwhile:
     code after Condition.wait() must hold the lock even when interrupted."""
     pending = None
     while True:
         try:
-            lock_acquire_blocking(lock, -1)
+            lock_acquire_blocking(lock, -1, waited)
             break
         except BaseException as error:
+            if FINALIZATION_REFUSES_WAITS and isinstance(error, finalization_error_type):
+                raise   # every later attempt would be refused too
             if pending is None:
                 pending = error
     if pending is not None:
@@ -245,11 +278,11 @@ cdef fs_result event_wait_step(void *target, int64_t deadline_ns, int64_t spin_n
     return fs_event_wait_until(w.event, w.observed_state, deadline_ns, spin_ns)
 
 cdef bint event_wait_blocking(fs_event *event, uint32_t observed_state,
-                              int64_t timeout_ns) except -1:
+                              int64_t timeout_ns, object waited) except -1:
     cdef event_wait w
     w.event = event
     w.observed_state = observed_state
-    return wait_with_gil_released(event_wait_step, &w, timeout_ns)
+    return wait_with_gil_released(event_wait_step, &w, timeout_ns, waited)
 
 
 # Semaphore
@@ -257,8 +290,8 @@ cdef bint event_wait_blocking(fs_event *event, uint32_t observed_state,
 cdef fs_result semaphore_wait_step(void *target, int64_t deadline_ns, int64_t spin_ns) noexcept nogil:
     return fs_semaphore_acquire_until(<fs_semaphore *>target, deadline_ns, spin_ns)
 
-cdef bint semaphore_acquire_blocking(fs_semaphore *sem, int64_t timeout_ns) except -1:
-    return wait_with_gil_released(semaphore_wait_step, sem, timeout_ns)
+cdef bint semaphore_acquire_blocking(fs_semaphore *sem, int64_t timeout_ns, object waited) except -1:
+    return wait_with_gil_released(semaphore_wait_step, sem, timeout_ns, waited)
 
 
 # Condition: a waiter's own wait for its notification
@@ -266,5 +299,5 @@ cdef bint semaphore_acquire_blocking(fs_semaphore *sem, int64_t timeout_ns) exce
 cdef fs_result condition_wait_step(void *target, int64_t deadline_ns, int64_t spin_ns) noexcept nogil:
     return fs_cond_wait_notified(<fs_cond_waiter *>target, deadline_ns, spin_ns)
 
-cdef bint condition_wait_blocking(fs_cond_waiter *waiter, int64_t timeout_ns) except -1:
-    return wait_with_gil_released(condition_wait_step, waiter, timeout_ns)
+cdef bint condition_wait_blocking(fs_cond_waiter *waiter, int64_t timeout_ns, object waited) except -1:
+    return wait_with_gil_released(condition_wait_step, waiter, timeout_ns, waited)

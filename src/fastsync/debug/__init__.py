@@ -1,7 +1,12 @@
-"""Lock diagnostics: lock-order checking, deadlock finding, contention profiles.
+"""Lock diagnostics: lock-order checking, deadlock finding, blocked threads,
+contention profiles.
 
-Off until enable() is called (or FASTSYNC_DEBUG is set when fastsync is
-imported: a comma-separated list of ``lock-order``, ``raise``, ``profile``).
+Lock-order checking and profiles are off until enable() is called (or
+FASTSYNC_DEBUG is set when fastsync is imported: a comma-separated list of
+``lock-order``, ``raise``, ``profile``, ``report-on=SIGNAL``).  What a program
+that already hangs needs is always there on the compiled backend:
+find_deadlocks(), blocked_threads(), and report_on_signal() to print both
+when a signal arrives.
 
 - Lock-order checking: each blocking or timed acquire of a Lock or RLock (the
   locks inside a Condition included) by a thread that holds other fastsync
@@ -15,6 +20,11 @@ imported: a comma-separated list of ``lock-order``, ``raise``, ``profile``).
   garbage-collected are forgotten.  A thread blocked for STALL_SECONDS on an
   actual cycle of threads reports it once (LockOrderWarning), predicted or not.
 - find_deadlocks(): the cycles of threads blocked on each other's locks now.
+  The compiled backend always knows who waits for what and who holds each
+  Lock and RLock, so this needs no enable() there; the pure-Python backend
+  knows it only while debugging is on.
+- blocked_threads(): every thread blocked in a fastsync wait now, what for,
+  since when, who holds it.  report_on_signal(): both, printed on a signal.
 - profile(): per lock, acquisitions, contended ones, total and longest wait.
 
 What is watched, on each backend:
@@ -42,24 +52,28 @@ import atexit
 import os
 import sys
 import warnings
-from typing import Dict, List, NamedTuple, Optional
+from typing import Dict, List, NamedTuple, Optional, TextIO
 
-from . import _debug_state as shared
-from ._debug_deadlocks import _deadlocks
-from ._debug_state import _nodes, _profiles, _reported
-from ._debug_tracker import _apply
-from ._debug_tracker import _attach as _attach  # the backends call fastsync.debug._attach
-from ._env import DEBUG as ENVIRONMENT_VARIABLE
+from . import _state as shared
+from ._deadlocks import _blocked_threads, _deadlocks
+from ._report import UNKNOWABLE, _install, _report_text, _uninstall
+from ._state import _nodes, _profiles, _reported
+from ._tracker import _apply
+from ._tracker import _attach as _attach  # the backends call fastsync.debug._attach
+from ._waits import _knowable
+from .._env import DEBUG as ENVIRONMENT_VARIABLE
 
 __all__ = [
-    "DeadlockedThread", "LockOrderError", "LockOrderWarning", "LockStats", "Profile",
-    "STALL_SECONDS", "disable", "enable", "enabled", "find_deadlocks", "process_profile", "profile",
+    "BlockedThread", "DeadlockedThread", "LockOrderError", "LockOrderWarning", "LockStats", "Profile",
+    "STALL_SECONDS", "blocked_threads", "cancel_report_on_signal", "disable", "enable", "enabled",
+    "find_deadlocks", "process_profile", "profile", "report", "report_on_signal",
 ]
 
-# The machinery lives in private modules: _debug_state (the switches, the
-# lock graph, each thread's state), _debug_frames (frames and report text),
-# _debug_tracker (the backends' hooks, lock-order reports, profile counts)
-# and _debug_deadlocks.  This module defines the public names (their source
+# The machinery lives in private modules: _state (the switches, the
+# lock graph, each thread's state), _frames (frames and report text),
+# _tracker (the backends' hooks, lock-order reports, profile counts),
+# _waits (who waits for what now, from the compiled backend and the
+# tracker), _deadlocks and _report.  This module defines the public names (their source
 # here is what the docs and inspect read) and the settings; the private
 # modules import the public classes from it when they need them.
 
@@ -79,32 +93,84 @@ class LockOrderError(RuntimeError):
 class DeadlockedThread(NamedTuple):
     """One thread of a cycle that find_deadlocks() found."""
 
-    thread: int              # its ident
-    name: str
-    waiting_for: str         # the lock's repr and creation site
-    holding: List[str]       # the fastsync locks it holds, oldest first
-    stack: List[str]         # formatted frames, outermost first
+    thread: int              #: The thread's ident.
+    name: str                #: The thread's name.
+    waiting_for: str         #: The lock it waits for: its repr, and where it was created if known.
+    holding: List[str]       #: The fastsync locks it holds, oldest first (see find_deadlocks()).
+    stack: List[str]         #: Its stack as formatted frames, outermost first.
+
+
+class BlockedThread(NamedTuple):
+    """A thread blocked in a fastsync wait, as blocked_threads() found it."""
+
+    thread: int              #: The thread's ident.
+    name: str                #: The thread's name.
+    waiting_for: str         #: What it waits for: its repr, and where it was created if known.
+    waited: float            #: How long it has waited so far, in seconds.
+    held_by: Optional[int]   #: The ident of the thread holding the lock, if known.
+    stack: List[str]         #: Its stack as formatted frames, outermost first.
 
 
 class LockStats(NamedTuple):
     """A profile's figures for the locks created at one site."""
 
-    site: str
-    acquisitions: int
-    contended: int           # acquires that found the lock taken and waited
-    total_wait: float        # seconds
-    longest_wait: float      # seconds
+    site: str                #: Where the locks were created (or first acquired).
+    acquisitions: int        #: How many times those locks were acquired.
+    contended: int           #: The acquires that found the lock taken and waited.
+    total_wait: float        #: The time those waited, in seconds.
+    longest_wait: float      #: The longest of those waits, in seconds.
 
 
 
 def find_deadlocks() -> List[List[DeadlockedThread]]:
     """The cycles of threads that wait, each for a fastsync lock the next one
-    holds, now.  Needs debugging on (enable(), FASTSYNC_DEBUG or a profile):
-    only then does fastsync know who holds what."""
-    if not shared._tracking:
-        raise RuntimeError("fastsync.debug is not enabled: call fastsync.debug.enable() "
-                           f"or set {ENVIRONMENT_VARIABLE} before the locks are used")
+    holds, now.
+
+    The compiled backend always knows who waits for which Lock or RLock and
+    who holds it, so this works on a program that already hangs.  The
+    pure-Python backend knows it only while debugging is on (enable(),
+    FASTSYNC_DEBUG or a profile) for locks created meanwhile: with nothing
+    to go by, RuntimeError.  A thread's `holding` lists every lock it holds
+    while debugging is on, else those that other blocked threads wait for."""
+    _check_knowable()
     return _deadlocks()
+
+
+def blocked_threads() -> List[BlockedThread]:
+    """Every thread blocked in a fastsync wait now (an acquire, Event.wait(),
+    Condition.wait(), ...), the longest waiting first: what it waits for,
+    for how long, which thread holds it (a Lock or RLock), its stack.  Same
+    sources, and RuntimeError, as find_deadlocks()."""
+    _check_knowable()
+    return _blocked_threads()
+
+
+def report() -> str:
+    """blocked_threads() and find_deadlocks() as the text report_on_signal()
+    prints."""
+    return _report_text()
+
+
+def report_on_signal(signum: int, file: Optional[TextIO] = None, chain: bool = False) -> None:
+    """Print report() to `file` (sys.stderr when it arrives, by default)
+    whenever signal `signum` arrives, as faulthandler.register does for
+    tracebacks: ``report_on_signal(signal.SIGUSR1)``, then ``kill -USR1 PID``.
+    fastsync's waits run signal handlers, so it works when every thread, the
+    main one included, is blocked in one.  Call from the main thread (the
+    handler is a Python signal handler); chain: call the handler it replaces
+    afterwards."""
+    _install(signum, file, chain)
+
+
+def cancel_report_on_signal(signum: int) -> bool:
+    """Undo report_on_signal(signum): the handler it replaced is back.
+    Returns whether one was installed."""
+    return _uninstall(signum)
+
+
+def _check_knowable() -> None:
+    if not _knowable():
+        raise RuntimeError(f"fastsync.debug is not enabled, and {UNKNOWABLE}")
 
 
 # ---------------------------------------------------------------------------
@@ -227,19 +293,39 @@ def _clear_order() -> None:
     _reported.clear()
 
 
+REPORT_ON = "report-on="
+
+
 def _enable_from_environment() -> None:
     words = [w.strip() for w in os.environ.get(ENVIRONMENT_VARIABLE, "").split(",") if w.strip()]
-    if not words:
-        return
+    signals = [w[len(REPORT_ON):] for w in words if w.startswith(REPORT_ON)]
+    words = [w for w in words if not w.startswith(REPORT_ON)]
     unknown = sorted(set(words) - {"lock-order", "raise", "profile"})
     if unknown:
         warnings.warn(f"{ENVIRONMENT_VARIABLE}: unknown words {', '.join(unknown)} (known: "
-                      "lock-order, raise, profile)", RuntimeWarning, stacklevel=3)
+                      "lock-order, raise, profile, report-on=SIGNAL)", RuntimeWarning, stacklevel=3)
+    for name in signals:
+        _report_on_signal_named(name)
+    if not words:
+        return
     lock_order = "lock-order" in words or "raise" in words
     enable(lock_order=lock_order, on_inversion="raise" if "raise" in words else "warn",
            profile="profile" in words)
     if "profile" in words:
         atexit.register(_print_process_profile)
+
+
+def _report_on_signal_named(name: str) -> None:
+    """report-on=USR1 (or SIGUSR1, or a number)."""
+    import signal
+
+    try:
+        signum = int(name) if name.isdigit() else getattr(signal, name if name.startswith("SIG")
+                                                          else "SIG" + name)
+        report_on_signal(signum)
+    except (AttributeError, ValueError, TypeError, OSError) as error:
+        warnings.warn(f"{ENVIRONMENT_VARIABLE}: {REPORT_ON}{name}: no report on that signal ({error})",
+                      RuntimeWarning, stacklevel=4)
 
 
 def _print_process_profile() -> None:

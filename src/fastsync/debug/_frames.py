@@ -7,14 +7,15 @@ import os
 import sys
 import threading
 import traceback
-from typing import TYPE_CHECKING, Any, List, Tuple
+from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
 if TYPE_CHECKING:
-    from ._debug_state import _Node
+    from ._state import _Node
 
 Frame = Tuple[str, int, str]   # file, line, function
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+# fastsync's own directory (this module is in its debug/ subpackage).
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 def _outside_frame(frame: Any) -> Any:
@@ -68,6 +69,25 @@ def _stacklevel() -> int:
     return level
 
 
-def _describe(lock: Any, node: _Node) -> str:
+def _describe(lock: Any, node: Optional[_Node]) -> str:
+    """A lock's repr and creation site; without a node (fastsync.debug was
+    off when it was created and has not seen it since), its repr only."""
     text = "a collected lock" if lock is None else repr(lock)
-    return f"{text} created at {node.label()}"
+    return text if node is None else f"{text} created at {node.label()}"
+
+
+def _cycle_lines(cycle: List[Any], stacks: bool) -> List[str]:
+    """A deadlock (find_deadlocks()'s entries for one cycle) as report lines."""
+    lines = [f"fastsync: {len(cycle)} threads are deadlocked, each waiting for a lock "
+             f"the next one holds:"]
+    for entry in cycle:
+        lines.append(f"  thread {entry.name!r} ({entry.thread}) waits for {entry.waiting_for}")
+        lines.extend("    holding " + held for held in entry.holding)
+        if stacks:
+            lines.extend(_indented(entry.stack, "    "))
+    return lines
+
+
+def _indented(stack: List[str], indent: str) -> List[str]:
+    """A DeadlockedThread's or BlockedThread's stack, each line indented."""
+    return [indent + line.replace("\n", "\n" + indent) for line in stack]

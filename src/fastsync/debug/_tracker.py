@@ -10,10 +10,12 @@ import time
 import warnings
 from typing import Any, Callable, Dict, List, Optional
 
-from . import _debug_state as shared
-from ._debug_deadlocks import _deadlock_cycles
-from ._debug_frames import _caller, _describe, _format_stack, _site, _stack, _stacklevel, _thread_label
-from ._debug_state import (
+from . import _state as shared
+from ._deadlocks import _deadlock_cycles
+from ._frames import (
+    _caller, _cycle_lines, _describe, _format_stack, _site, _stack, _stacklevel, _thread_label,
+)
+from ._state import (
     _dead, _drain, _Edge, _holders, _Node, _node_for, _nodes, _profiles, _remove_held,
     _reported, _state, _take, _ThreadState, _threads,
 )
@@ -55,13 +57,15 @@ class _Tracker:
 
     def begin_wait(self, lock: Any) -> int:
         """Before a wait for the lock; returns the clock for end_wait."""
+        started = time.monotonic_ns()
         if shared._tracking:
             state = _state()
             with shared._guard:
                 _drain()
                 _node_for(lock)
                 state.waiting_for = id(lock)
-        return time.monotonic_ns()
+                state.waiting_since = started
+        return started
 
     def end_wait(self, lock: Any, started: int, acquired: bool) -> None:
         self._count(lock, time.monotonic_ns() - started, acquired)
@@ -89,6 +93,19 @@ class _Tracker:
             if holder is not None:
                 _remove_held(holder, lock_id)
 
+    def released_here(self, lock: Any) -> None:
+        """Before this thread's last release of a lock several threads may
+        hold at once (an RWLock's reader side): only this thread stops
+        holding it."""
+        if not shared._tracking:
+            return
+        state = _state()
+        with shared._guard:
+            lock_id = id(lock)
+            _remove_held(state, lock_id)
+            if _holders.get(lock_id) is state:
+                del _holders[lock_id]
+
     def restored(self, lock: Any) -> None:
         """After Condition.wait() (or _acquire_restore) took the lock back:
         held again, with no new order."""
@@ -115,15 +132,10 @@ class _Tracker:
                 if key in _reported:
                     continue
                 _reported.add(key)
-            from .debug import LockOrderWarning   # late: fastsync.debug imports this module
+            from . import LockOrderWarning   # late: fastsync.debug imports this module
 
-            lines = [f"fastsync: {len(cycle)} threads are deadlocked, each waiting for a lock "
-                     f"the next one holds:"]
-            for entry in cycle:
-                lines.append(f"  thread {entry.name!r} ({entry.thread}) waits for {entry.waiting_for}")
-                lines.extend("    holding " + held for held in entry.holding)
-                lines.extend("    " + line for line in entry.stack)
-            warnings.warn("\n".join(lines), LockOrderWarning, stacklevel=_stacklevel())
+            warnings.warn("\n".join(_cycle_lines(cycle, stacks=True)), LockOrderWarning,
+                          stacklevel=_stacklevel())
 
     def acquire(self, lock: Any, acquire: Callable[..., bool], blocking: Any, timeout: Any) -> bool:
         """acquire(blocking, timeout) of the pure-Python backend's watching
@@ -224,7 +236,7 @@ def _record_order(state: _ThreadState, lock: Any, frame: Any, thread: str) -> Op
 
 
 def _report(cycles: List[Any]) -> None:
-    from .debug import LockOrderError, LockOrderWarning   # late: fastsync.debug imports this module
+    from . import LockOrderError, LockOrderWarning   # late: fastsync.debug imports this module
 
     lines = []
     for locks, edges in cycles:
@@ -288,7 +300,7 @@ def _apply() -> None:
 
 
 def _backend_modules() -> List[Any]:
-    from ._common import BACKEND_MODULES
+    from .._common import BACKEND_MODULES
 
     return [sys.modules[name] for name in BACKEND_MODULES.values() if sys.modules.get(name) is not None]
 

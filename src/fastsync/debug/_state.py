@@ -15,10 +15,10 @@ import os
 import weakref
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
 
-from ._debug_frames import Frame
+from ._frames import Frame
 
 if TYPE_CHECKING:
-    from .debug import Profile
+    from . import Profile
 
 _guard = _thread.allocate_lock()
 _tracking = False          # the backends call the hooks
@@ -65,13 +65,14 @@ class _Node:
 
 
 class _ThreadState:
-    __slots__ = ("ident", "generation", "held", "waiting_for")
+    __slots__ = ("ident", "generation", "held", "waiting_for", "waiting_since")
 
     def __init__(self, ident: int, generation: int) -> None:
         self.ident = ident
         self.generation = generation
         self.held: List[int] = []              # lock ids, oldest first
         self.waiting_for: Optional[int] = None
+        self.waiting_since = 0                 # time.monotonic_ns() when that wait began
 
 
 _nodes: Dict[int, _Node] = {}                  # by id(lock)
