@@ -73,7 +73,7 @@ cdef class _SemaphoreCallFloor:
 
     # __exit__: floor_exit, installed below the class.
 
-fastsync_install_exit(_SemaphoreCallFloor, 3, floor_exit)   # the same empty __exit__
+fastsync_install_semaphore_exit(_SemaphoreCallFloor, 3, floor_exit, None)   # the same empty __exit__
 
 
 ctypedef struct Handoffs:

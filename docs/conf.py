@@ -63,7 +63,9 @@ def _stub_function(qualname):
 
 
 def _signature_from_stub(app, what, name, obj, options, signature, return_annotation):
-    if name.startswith("fastsync.debug."):
+    if name == "fastsync.LockLike":
+        return "", None   # a Protocol, never constructed: no parameters to show
+    if name.startswith(("fastsync.debug.", "fastsync.LockLike.")):
         return None   # pure Python, typed inline: autodoc reads its own signatures
     qualname = name.removeprefix("fastsync.")
     if what == "class":

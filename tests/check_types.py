@@ -73,3 +73,31 @@ def use_the_diagnostics(path: str) -> None:
     waited: float = sum(row.total_wait for row in prof.stats())
     warning: type = fastsync.debug.LockOrderWarning
     assert issubclass(warning, RuntimeWarning) and table and waited >= 0
+
+
+def hold_any_lock(lock: fastsync.LockLike) -> bool:
+    """Code that takes a lock from either library, annotated as the docs say."""
+    with lock:
+        pass
+    taken = lock.acquire(timeout=0.1)
+    if taken:
+        lock.release()
+    return taken
+
+
+def pass_every_kind_of_lock() -> None:
+    import threading
+
+    locks: list[fastsync.LockLike] = [
+        fastsync.Lock(), fastsync.RLock(), fastsync.Condition(),
+        threading.Lock(), threading.RLock(), threading.Condition(),
+    ]
+    for lock in locks:
+        hold_any_lock(lock)
+    # Either library's class of one kind, as a union.
+    event: "threading.Event | fastsync.Event" = fastsync.Event()
+    event = threading.Event()
+    assert not event.is_set()
+    semaphore: "threading.Semaphore | fastsync.Semaphore" = fastsync.BoundedSemaphore(2)
+    with semaphore:
+        pass

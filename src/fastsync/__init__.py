@@ -20,10 +20,11 @@ from threading import BrokenBarrierError
 
 from . import _common, _cooperative
 from ._env import DEBUG, NO_EXTENSIONS, env_flag
+from ._protocols import LockLike
 
 __all__ = [
     "BACKEND", "Barrier", "BoundedSemaphore", "BrokenBarrierError", "Condition", "Event",
-    "FallbackWarning", "Lock", "RLock", "RWLock", "Semaphore", "patch", "patched", "unpatch",
+    "FallbackWarning", "Lock", "LockLike", "RLock", "RWLock", "Semaphore", "patch", "patched", "unpatch",
 ]
 __version__ = "0.1.0"
 

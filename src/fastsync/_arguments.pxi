@@ -275,3 +275,163 @@ cdef bint is_positive_other(object timeout) except -1:
 
 cdef inline int64_t deadline_for(int64_t timeout_ns) noexcept:
     return FS_NO_DEADLINE if timeout_ns < 0 else fs_deadline_after(timeout_ns)
+
+
+# ---------------------------------------------------------------------------
+# Constructors: threading's errors, and signatures
+
+# A constructor that refuses its arguments (Cython's own refusals of a wrong
+# count or keyword among them) shows them to threading's constructor of the
+# same name, whose exception the caller then gets; where threading accepts
+# them, fastsync's refusal stands.  The check is a C wrapper around the
+# type's constructors (Cython's vectorcall, and the __init__ slot that
+# subclasses use): a call without arguments, which can't be refused, goes
+# straight on, and one with arguments pays a test of the result.  One slot
+# per class, as for __exit__ (see _exit.pxi).
+
+cdef extern from *:
+    """
+    static initproc fastsync_init_impl[5];
+    static PyObject *fastsync_init_names[5];   /* threading's names of the classes */
+    static PyObject *fastsync_raise_as_threading;
+
+    static int fastsync_init_refused(int slot, PyObject *args, PyObject *kwds)
+    {
+        PyObject *type, *value, *traceback, *accepted;
+        if (!PyErr_ExceptionMatches(PyExc_Exception))
+            return -1;   /* KeyboardInterrupt and the like are no refusal */
+        PyErr_Fetch(&type, &value, &traceback);
+        accepted = PyObject_CallFunctionObjArgs(fastsync_raise_as_threading, fastsync_init_names[slot],
+                                                args, kwds != NULL ? kwds : Py_None, NULL);
+        if (accepted == NULL) {   /* threading's exception is set */
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(traceback);
+            return -1;
+        }
+        Py_DECREF(accepted);
+        PyErr_Restore(type, value, traceback);
+        return -1;
+    }
+
+    static vectorcallfunc fastsync_new_vectorcall_impl[5];
+
+    static PyObject *fastsync_new_refused(int slot, PyObject *const *args, Py_ssize_t nargs,
+                                          PyObject *kwnames)
+    {
+        PyObject *tuple = NULL, *kwds = NULL, *saved[3];
+        Py_ssize_t i;
+        PyErr_Fetch(&saved[0], &saved[1], &saved[2]);
+        tuple = PyTuple_New(nargs);
+        if (tuple != NULL && kwnames != NULL)
+            kwds = PyDict_New();
+        if (tuple == NULL || (kwnames != NULL && kwds == NULL))
+            goto failed;
+        for (i = 0; i < nargs; i++) {
+            Py_INCREF(args[i]);
+            PyTuple_SET_ITEM(tuple, i, args[i]);
+        }
+        for (i = 0; kwnames != NULL && i < PyTuple_GET_SIZE(kwnames); i++)
+            if (PyDict_SetItem(kwds, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0)
+                goto failed;
+        PyErr_Restore(saved[0], saved[1], saved[2]);
+        fastsync_init_refused(slot, tuple, kwds);
+        Py_DECREF(tuple);
+        Py_XDECREF(kwds);
+        return NULL;
+    failed:
+        Py_XDECREF(tuple);
+        Py_XDECREF(kwds);
+        Py_XDECREF(saved[0]);
+        Py_XDECREF(saved[1]);
+        Py_XDECREF(saved[2]);
+        return NULL;
+    }
+
+    /* Out of line, so that the call without arguments saves no registers. */
+    #if defined(__GNUC__) || defined(__clang__)
+    #  define FASTSYNC_NO_INLINE __attribute__((noinline))
+    #elif defined(_MSC_VER)
+    #  define FASTSYNC_NO_INLINE __declspec(noinline)
+    #else
+    #  define FASTSYNC_NO_INLINE
+    #endif
+    static FASTSYNC_NO_INLINE PyObject *fastsync_new_checked(int slot, PyObject *type, PyObject *const *args,
+                                                       size_t nargsf, PyObject *kwnames)
+    {
+        PyObject *made = fastsync_new_vectorcall_impl[slot](type, args, nargsf, kwnames);
+        if (made != NULL)
+            return made;
+        return fastsync_new_refused(slot, args, PyVectorcall_NARGS(nargsf), kwnames);
+    }
+
+    #define FASTSYNC_INIT(n) \
+        static int fastsync_init_##n(PyObject *self, PyObject *args, PyObject *kwds) \
+        { if (fastsync_init_impl[n](self, args, kwds) == 0) return 0; \
+          return fastsync_init_refused(n, args, kwds); } \
+        static PyObject *fastsync_new_vectorcall_##n(PyObject *type, PyObject *const *args, \
+                                                     size_t nargsf, PyObject *kwnames) \
+        { if (PyVectorcall_NARGS(nargsf) == 0 && kwnames == NULL)   /* a tail call */ \
+              return fastsync_new_vectorcall_impl[n](type, args, nargsf, kwnames); \
+          return fastsync_new_checked(n, type, args, nargsf, kwnames); }
+    FASTSYNC_INIT(0)
+    FASTSYNC_INIT(1)
+    FASTSYNC_INIT(2)
+    FASTSYNC_INIT(3)
+    FASTSYNC_INIT(4)
+    static initproc fastsync_init_wrappers[5] = {
+        fastsync_init_0, fastsync_init_1, fastsync_init_2, fastsync_init_3, fastsync_init_4
+    };
+    static vectorcallfunc fastsync_new_vectorcall_wrappers[5] = {
+        fastsync_new_vectorcall_0, fastsync_new_vectorcall_1, fastsync_new_vectorcall_2,
+        fastsync_new_vectorcall_3, fastsync_new_vectorcall_4
+    };
+
+    /* Before any subclass exists.  Python subclasses take their __init__
+     * slot from the type's __init__ descriptor (not the vectorcall, which
+     * only the class itself uses), so that is replaced too; explicit calls
+     * such as super().__init__(...) then reach the check as well. */
+    static int fastsync_install_init(PyObject *type, int slot, PyObject *name, PyObject *raise_as_threading)
+    {
+        PyTypeObject *tp = (PyTypeObject *)type;
+        PyObject *descr = PyDict_GetItemString(tp->tp_dict, "__init__");   /* borrowed */
+        PyObject *checked;
+        if (descr == NULL || !Py_IS_TYPE(descr, &PyWrapperDescr_Type)) {
+            PyErr_Format(PyExc_SystemError, "%s.__init__ is not a slot wrapper", tp->tp_name);
+            return -1;
+        }
+        checked = PyDescr_NewWrapper(tp, ((PyWrapperDescrObject *)descr)->d_base,
+                                     (void *)fastsync_init_wrappers[slot]);
+        if (checked == NULL || PyDict_SetItemString(tp->tp_dict, "__init__", checked) < 0) {
+            Py_XDECREF(checked);
+            return -1;
+        }
+        Py_DECREF(checked);
+        Py_INCREF(name);
+        Py_XSETREF(fastsync_init_names[slot], name);
+        Py_INCREF(raise_as_threading);
+        Py_XSETREF(fastsync_raise_as_threading, raise_as_threading);
+        fastsync_init_impl[slot] = tp->tp_init;
+        tp->tp_init = fastsync_init_wrappers[slot];
+        fastsync_new_vectorcall_impl[slot] = tp->tp_vectorcall;
+        if (tp->tp_vectorcall != NULL)
+            tp->tp_vectorcall = fastsync_new_vectorcall_wrappers[slot];
+        PyType_Modified(tp);
+        return 0;
+    }
+
+    /* A static type's __text_signature__ and __doc__ are read from tp_doc;
+     * doc must outlive the type (a bytes object the module keeps). */
+    static int fastsync_set_type_doc(PyObject *type, const char *doc)
+    {
+        ((PyTypeObject *)type)->tp_doc = doc;
+        PyType_Modified((PyTypeObject *)type);
+        return 0;
+    }
+    """
+    int fastsync_install_init(object type, int slot, object name, object raise_as_threading) except -1
+    int fastsync_set_type_doc(object type, const char *doc) except -1
+
+
+# The RLock docstring in use where threading.RLock takes no parameters (3.15).
+cdef bytes rlock_doc_without_parameters

@@ -8,7 +8,7 @@ cycle fewer than threading's comes from _Cycle.
 import threading
 from time import monotonic
 
-from ._common import type_name
+from ._common import raise_as_threading, type_name
 
 # threading.BrokenBarrierError itself, so existing except clauses keep working.
 BrokenBarrierError = threading.BrokenBarrierError
@@ -35,10 +35,15 @@ class _Cycle:
 
 def make_barrier_class(Condition, Lock, module):
     class Barrier:
-        """A fixed number of threads wait until all have arrived, like threading.Barrier."""
+        """Barrier(parties, action=None, timeout=None): `parties` threads wait
+        until all have arrived, like threading.Barrier; then one of them calls
+        `action`, if given.  `timeout` is wait()'s default."""
 
         def __init__(self, parties, action=None, timeout=None):
             if parties < 1:
+                # threading's error where it has one (from 3.13); none at all
+                # would make a barrier that never trips.
+                raise_as_threading("Barrier", (parties, action, timeout), None)
                 raise ValueError("parties must be > 0")
             self._cond = Condition(Lock())
             self._action = action
@@ -172,5 +177,11 @@ def make_barrier_class(Condition, Lock, module):
 
     Barrier.__module__ = module
     Barrier.__qualname__ = "Barrier"
+    # Error messages for wrong arguments name the function by its qualified
+    # name, which must be threading's ("Barrier.__init__").
+    for attribute in vars(Barrier).values():
+        function = getattr(attribute, "fget", attribute)
+        if hasattr(function, "__code__"):
+            function.__qualname__ = f"Barrier.{function.__name__}"
     return Barrier
 

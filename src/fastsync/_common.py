@@ -71,21 +71,81 @@ RLOCK_ARGUMENTS_WARN = RLOCK_TAKES_ARGUMENTS and sys.version_info >= (3, 13)
 RLOCK_ARGUMENTS_WARNING = "Passing arguments to RLock is deprecated and will be removed in 3.15"
 
 
-def _threading_rlock():
+def _threading_constructors():
     import threading
 
-    return threading.RLock
+    return {name: getattr(threading, name) for name in
+            ("Lock", "RLock", "Event", "Condition", "Semaphore", "BoundedSemaphore", "Barrier")}
 
 
-_THREADING_RLOCK = _threading_rlock()   # captured before fastsync.patch() can replace it
+# Captured before fastsync.patch() can replace them.
+_THREADING = _threading_constructors()
+
+
+def raise_as_threading(name, args, kwargs):
+    """Raise what threading's `name`(*args, **kwargs) raises: arguments that
+    fastsync refuses are shown to it, so that the caller gets threading's
+    exception and message.  Returns if threading accepts them."""
+    _THREADING[name](*args, **(kwargs or {}))
+
+
+def semaphore_exit_arguments(self, t, v, tb):
+    """Takes the arguments threading's Semaphore.__exit__ takes, and refuses
+    others with its message: the compiled Semaphore's __exit__ hands it
+    every call but a `with`'s."""
+
+
+semaphore_exit_arguments.__qualname__ = "Semaphore.__exit__"
 
 
 def check_rlock_arguments(args, kwargs, stacklevel):
     """Do what threading.RLock(*args, **kwargs) does with the arguments."""
     if not RLOCK_TAKES_ARGUMENTS:
-        _THREADING_RLOCK(*args, **kwargs)   # raises threading's own TypeError
+        raise_as_threading("RLock", args, kwargs)   # raises threading's own TypeError
         raise TypeError("RLock() takes no arguments")
     if RLOCK_ARGUMENTS_WARN:
         import warnings
 
         warnings.warn(RLOCK_ARGUMENTS_WARNING, DeprecationWarning, stacklevel=stacklevel + 1)
+
+
+def _rlock_takes_parameters():
+    # threading.RLock is a function: (*args, **kwargs) up to 3.14 and on PyPy,
+    # () from 3.15.  Read from its code, which costs no import of inspect.
+    code = getattr(_THREADING["RLock"], "__code__", None)
+    varargs_or_varkeywords = 0x04 | 0x08   # inspect.CO_VARARGS | inspect.CO_VARKEYWORDS
+    return code is None or bool(code.co_argcount or code.co_kwonlyargcount
+                                or code.co_flags & varargs_or_varkeywords)
+
+
+# Whether threading.RLock's signature is (*args, **kwargs), which fastsync's
+# RLock then shows too, or ().
+RLOCK_SHOWS_PARAMETERS = _rlock_takes_parameters()
+
+
+def _takes_nothing():
+    pass
+
+
+def _takes_anything(*args, **kwargs):
+    pass
+
+
+class ClassSignature:
+    """A class's __signature__, for a constructor whose parameters inspect
+    can't see (a __new__ that takes any arguments to refuse them as threading
+    does).  Made on request, so that importing fastsync imports no inspect;
+    subclasses and instances don't inherit it."""
+
+    def __init__(self, takes_anything):
+        self._parameters_of = _takes_anything if takes_anything else _takes_nothing
+
+    def __set_name__(self, owner, name):
+        self._owner = owner
+
+    def __get__(self, instance, owner):
+        if instance is not None or owner is not self._owner:
+            raise AttributeError("__signature__")
+        import inspect
+
+        return inspect.signature(self._parameters_of)

@@ -31,8 +31,9 @@ import sys
 import warnings
 
 from fastsync._barrier import BrokenBarrierError, make_barrier_class
-from fastsync._common import (ISSET_WARNING, ISSET_WARNS, NOTIFYALL_WARNING, WAIT_TESTS_LE, cannot_pickle,
-                              check_rlock_arguments, type_name)
+from fastsync._common import (ISSET_WARNING, ISSET_WARNS, NOTIFYALL_WARNING, RLOCK_SHOWS_PARAMETERS, WAIT_TESTS_LE,
+                              cannot_pickle, check_rlock_arguments, raise_as_threading, semaphore_exit_arguments,
+                              type_name)
 from fastsync._env import NO_SPIN, env_flag
 
 __all__ = ["Barrier", "BoundedSemaphore", "Condition", "Event", "Lock", "RLock", "RWLock", "Semaphore"]
@@ -84,7 +85,7 @@ def _after_fork_in_child():
 fastsync_lock_exit_takes_three = _lock_exit_takes_three()
 fastsync_install_exit(Lock, 0, lock_exit)
 fastsync_install_exit(RLock, 1, rlock_exit)
-fastsync_install_exit(Semaphore, 2, semaphore_exit)
+fastsync_install_semaphore_exit(Semaphore, 2, semaphore_exit, semaphore_exit_arguments)
 fastsync_install_exit(_RWLockReader, 4, reader_exit)   # 3 is the benchmark floor's
 fastsync_install_exit(_RWLockWriter, 5, writer_exit)
 fastsync_install_rw_acquire(_RWLockReader, 0, rw_side_offset())
@@ -95,6 +96,12 @@ if _enter_takes_acquire_arguments(_thread.allocate_lock):
     fastsync_install_enter_taking_arguments(Lock, 0, NULL)
 if _enter_takes_acquire_arguments(_thread.RLock):
     fastsync_install_enter_taking_arguments(RLock, 1, rlock_enter)
+for _slot, _cls in enumerate((Lock, Event, Condition, Semaphore, BoundedSemaphore)):
+    fastsync_install_init(_cls, _slot, _cls.__name__, raise_as_threading)
+del _slot, _cls
+if not RLOCK_SHOWS_PARAMETERS:   # RLock's signature is threading.RLock's: ()
+    rlock_doc_without_parameters = ("RLock()\n--\n\n" + RLock.__doc__).encode()
+    fastsync_set_type_doc(RLock, rlock_doc_without_parameters)
 _ident_check = fastsync_thread_ident_check()
 if _ident_check < 0:
     # Owners would be recorded under ids threading.get_ident() never returns.

@@ -78,8 +78,15 @@ cdef LockAdapter FOREIGN_LOCK_ADAPTER = LockAdapter(
     release_save=foreign_lock_release_save, acquire_restore=foreign_lock_acquire_restore)
 
 
+_threading_condition = __import__("threading").Condition   # taken before fastsync.patch() can replace it
+
+
 cdef class Condition:
-    """Lets threads wait until notified, like threading.Condition."""
+    """Condition(lock=None)
+--
+
+Condition(lock=None): lets threads wait until notified, like
+threading.Condition, over `lock`, by default a new fastsync RLock."""
 
     cdef readonly object _lock
     cdef const LockAdapter *_adapter
@@ -89,6 +96,7 @@ cdef class Condition:
     cdef object __weakref__
 
     def __init__(self, lock=None):
+        """Wait and notify over `lock` (by default a new RLock)."""
         if lock is None:
             lock = RLock()
         self._lock = lock
@@ -98,6 +106,9 @@ cdef class Condition:
         elif type(lock) is RLock:
             self._adapter = &FS_RLOCK_ADAPTER
         else:
+            # threading's checks of a lock it doesn't know (which methods
+            # it must have varies by version), errors included.
+            _threading_condition(lock)
             self._adapter = &FOREIGN_LOCK_ADAPTER
         self._lock_is_owned = getattr(lock, "_is_owned", None)
         self._lock_release_save = getattr(lock, "_release_save", None)

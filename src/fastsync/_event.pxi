@@ -2,12 +2,17 @@
 # Event
 
 cdef class Event:
-    """A flag threads can wait for, like threading.Event."""
+    """Event()
+--
+
+A flag threads can wait for, like threading.Event.  Event() takes no
+arguments; the flag starts clear."""
 
     cdef fs_event _event   # all-zero (clear) from allocation
     cdef object __weakref__
 
     def __init__(self):
+        """A new flag, clear."""
         pass
 
     def is_set(self):

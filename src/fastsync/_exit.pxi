@@ -50,6 +50,65 @@ cdef extern from *:
          "__exit__($self, exc_type, exc_value, exc_tb, /)\\n--\\n\\nRelease; the arguments are ignored."}
     static PyMethodDef fastsync_exit3_defs[2] = { FASTSYNC_EXIT3_DEF(0), FASTSYNC_EXIT3_DEF(1) };
 
+    /* threading's Semaphore.__exit__ is (self, t, v, tb), and a semaphore's
+     * __exit__ here has that shape: the three arguments of a `with` go
+     * straight to the release; any other call is first bound, or refused
+     * with threading's message, by a Python function with those parameters. */
+    static PyObject *fastsync_semaphore_exit_binder;
+
+    static PyObject *fastsync_exit_bind(int slot, PyObject *self, PyObject *const *args,
+                                        Py_ssize_t nargs, PyObject *kwnames)
+    {
+        Py_ssize_t given = nargs + (kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0);
+        PyObject **stack, *bound;
+        if (fastsync_semaphore_exit_binder == NULL)
+            return fastsync_exit_refuse(nargs);
+        stack = PyMem_Malloc((size_t)(given + 1) * sizeof(PyObject *));
+        if (stack == NULL)
+            return PyErr_NoMemory();
+        stack[0] = self;
+        memcpy(stack + 1, args, (size_t)given * sizeof(PyObject *));
+        bound = PyObject_Vectorcall(fastsync_semaphore_exit_binder, stack, nargs + 1, kwnames);
+        PyMem_Free(stack);
+        if (bound == NULL)
+            return NULL;
+        Py_DECREF(bound);
+        return fastsync_exit_impl[slot](self);
+    }
+
+    #define FASTSYNC_EXIT_TVTB(n) \
+        static PyObject *fastsync_exit_tvtb_##n(PyObject *self, PyObject *const *args, \
+                                                Py_ssize_t nargs, PyObject *kwnames) \
+        { if (nargs == 3 && kwnames == NULL) return fastsync_exit_impl[n](self); \
+          return fastsync_exit_bind(n, self, args, nargs, kwnames); }
+    FASTSYNC_EXIT_TVTB(2)
+    FASTSYNC_EXIT_TVTB(3)
+    #define FASTSYNC_EXIT_TVTB_DEF(n) \
+        {"__exit__", (PyCFunction)(void (*)(void))fastsync_exit_tvtb_##n, METH_FASTCALL | METH_KEYWORDS, \
+         "__exit__($self, /, t, v, tb)\\n--\\n\\nRelease; the arguments are ignored."}
+    static PyMethodDef fastsync_exit_tvtb_defs[2] = { FASTSYNC_EXIT_TVTB_DEF(2), FASTSYNC_EXIT_TVTB_DEF(3) };
+
+    /* slot 2 or 3; binder: the Python function that binds other calls. */
+    static int fastsync_install_semaphore_exit(PyObject *type, int slot, fastsync_exit_fn impl,
+                                               PyObject *binder)
+    {
+        PyTypeObject *tp = (PyTypeObject *)type;
+        PyObject *method;
+        int failed;
+        if (binder != Py_None) {
+            Py_INCREF(binder);
+            Py_XSETREF(fastsync_semaphore_exit_binder, binder);
+        }
+        fastsync_exit_impl[slot] = impl;
+        method = PyDescr_NewMethod(tp, &fastsync_exit_tvtb_defs[slot - 2]);
+        if (method == NULL)
+            return -1;
+        failed = PyDict_SetItemString(tp->tp_dict, "__exit__", method);
+        Py_DECREF(method);
+        PyType_Modified(tp);
+        return failed;
+    }
+
     static int fastsync_install_exit(PyObject *type, int slot, fastsync_exit_fn impl)
     {
         PyTypeObject *tp = (PyTypeObject *)type;
@@ -69,4 +128,5 @@ cdef extern from *:
     """
     ctypedef object (*fastsync_exit_fn)(object)
     int fastsync_install_exit(object type, int slot, fastsync_exit_fn impl) except -1
+    int fastsync_install_semaphore_exit(object type, int slot, fastsync_exit_fn impl, object binder) except -1
     int fastsync_lock_exit_takes_three

@@ -20,8 +20,8 @@ from . import _cooperative
 from ._barrier import make_barrier_class
 from ._pyrwlock import RWLock
 from ._pyrwlock import _set_debug_tracker as _set_rwlock_tracker
-from ._common import (ISSET_WARNING, ISSET_WARNS, WAIT_TESTS_LE, cannot_pickle, check_rlock_arguments,
-                      type_name)
+from ._common import (ISSET_WARNING, ISSET_WARNS, RLOCK_SHOWS_PARAMETERS, WAIT_TESTS_LE, ClassSignature,
+                      cannot_pickle, check_rlock_arguments, raise_as_threading, type_name)
 
 __all__ = ["Barrier", "BoundedSemaphore", "Condition", "Event", "Lock", "RLock", "RWLock", "Semaphore"]
 
@@ -60,6 +60,7 @@ class _InterpretersLockType(type):
 
 class Lock(metaclass=_InterpretersLockType):
     """A primitive lock, like threading.Lock: here, the interpreter's own.
+    Lock() takes no arguments.
 
     Lock() returns what threading.Lock() returns, so everything about it is
     threading's: arguments, errors, repr, pickling, speed, and what
@@ -70,7 +71,13 @@ class Lock(metaclass=_InterpretersLockType):
     where a signal handler's exception (KeyboardInterrupt) could leave it
     held.  isinstance(lock, fastsync.Lock) is true for every such lock."""
 
-    def __new__(cls) -> Any:
+    # Takes any arguments, to refuse them with threading's own error; to
+    # inspect and help() it takes none.
+    __signature__ = ClassSignature(takes_anything=False)
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if args or kwargs:
+            raise_as_threading("Lock", args, kwargs)
         if _watch_new_locks:
             return _WatchedLock()
         # Looked up each time: under gevent or eventlet it is theirs.
@@ -164,11 +171,15 @@ class _Switched:
 
 class RLock(_Switched, _StdRLock):  # type: ignore[misc]  # typeshed marks it final; it isn't
     """A reentrant lock, like threading.RLock; only its owner may release it.
+    RLock() takes no arguments (those given are treated as threading treats
+    them: ignored, warned about or refused, by version).
 
     A subclass of the interpreter's own RLock, so acquire/release run at its
     speed; this class adds what it lacks on older Pythons and our repr."""
 
     __slots__ = ()   # the base class already supports weak references
+    # threading.RLock's parameters: (*args, **kwargs), or none from 3.15.
+    __signature__ = ClassSignature(takes_anything=RLOCK_SHOWS_PARAMETERS)
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         if _watch_new_locks and cls is RLock:
@@ -263,7 +274,8 @@ def _owner_and_count(rlock: RLock) -> Tuple[int, int]:
 
 
 class Event(_Switched):
-    """A flag threads can wait for, like threading.Event."""
+    """A flag threads can wait for, like threading.Event.  Event() takes no
+    arguments; the flag starts clear."""
 
     __slots__ = ("_flag", "_mutex", "_waiters", "__weakref__")
 
@@ -361,8 +373,9 @@ _StdSemaphore = threading.Semaphore
 
 
 class Condition(_Switched, _StdCondition):
-    """Lets threads wait until notified, like threading.Condition (whose code
-    this is); the default lock is a fastsync RLock."""
+    """Condition(lock=None): lets threads wait until notified, like
+    threading.Condition (whose code this is), over `lock`, by default a new
+    fastsync RLock."""
 
     def __init__(self, lock: Any = None) -> None:
         super().__init__(RLock() if lock is None else lock)
@@ -390,7 +403,8 @@ def _release_count(n: Any) -> int:
 
 
 class Semaphore(_Switched, _StdSemaphore):
-    """A counter of available slots, like threading.Semaphore."""
+    """Semaphore(value=1): a counter of available slots, like
+    threading.Semaphore, starting at `value`."""
 
     _cond: threading.Condition   # the base class's; typeshed leaves private names out
 
@@ -448,7 +462,7 @@ class Semaphore(_Switched, _StdSemaphore):
             self._value = value
             cond.notify(n)
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, t: Any, v: Any, tb: Any) -> None:
         self.release()
 
     def _refuse_release(self) -> NoReturn:
@@ -462,7 +476,8 @@ class Semaphore(_Switched, _StdSemaphore):
 
 
 class BoundedSemaphore(Semaphore):
-    """A semaphore that can't be released above its initial value."""
+    """BoundedSemaphore(value=1): a semaphore that can't be released above
+    its initial `value`."""
 
     def __init__(self, value: int = 1) -> None:
         super().__init__(value)

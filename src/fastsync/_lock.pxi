@@ -3,7 +3,11 @@
 
 @cython.final
 cdef class Lock:
-    """A primitive lock, like threading.Lock; any thread may release it."""
+    """Lock()
+--
+
+A primitive lock, like threading.Lock; any thread may release it.
+Lock() takes no arguments."""
 
     cdef fs_lock _lock   # all-zero (unlocked) from allocation
     # The thread that took it last, for fastsync.debug: every acquire writes
@@ -12,6 +16,7 @@ cdef class Lock:
     cdef object __weakref__
 
     def __init__(self):
+        """A new lock, unlocked."""
         if debugging():
             debug_created(self)
 

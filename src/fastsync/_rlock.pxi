@@ -26,12 +26,18 @@ ctypedef struct RLockLevels:
 
 
 cdef class RLock:
-    """A reentrant lock, like threading.RLock; only its owner may release it."""
+    """RLock(*args, **kwargs)
+--
+
+A reentrant lock, like threading.RLock; only its owner may release it.
+RLock() takes no arguments (those given are treated as threading treats
+them: ignored, warned about or refused, by version)."""
 
     cdef fs_rlock _rlock   # all-zero (unlocked, no owner) from allocation
     cdef object __weakref__
 
     def __init__(self, *args, **kwargs):
+        """A new lock, unlocked; arguments are treated as threading treats them."""
         if args or kwargs:
             check_rlock_arguments(args, kwargs, stacklevel=1)   # Cython adds no frame
         if debugging():

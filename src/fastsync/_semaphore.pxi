@@ -5,13 +5,18 @@ _monotonic = __import__("time").monotonic
 
 
 cdef class Semaphore:
-    """A counter of available slots, like threading.Semaphore."""
+    """Semaphore(value=1)
+--
+
+Semaphore(value=1): a counter of available slots, like
+threading.Semaphore, starting at `value`."""
 
     cdef fs_semaphore _sem
     cdef uint64_t _limit      # the most release() may bring the count to
     cdef object __weakref__
 
     def __init__(self, value=1):
+        """Start with `value` slots."""
         if value < 0:
             raise ValueError("semaphore initial value must be >= 0")
         fs_semaphore_init(&self._sem, _index(value))
@@ -100,9 +105,14 @@ cdef object semaphore_exit(object self):
 
 
 cdef class BoundedSemaphore(Semaphore):
-    """A semaphore that can't be released above its initial value."""
+    """BoundedSemaphore(value=1)
+--
+
+BoundedSemaphore(value=1): a semaphore that can't be released above
+its initial `value`."""
 
     def __init__(self, value=1):
+        """Start with `value` slots, the most there can be."""
         Semaphore.__init__(self, value)
         self._limit = fs_semaphore_value(&self._sem)
 
