@@ -10,6 +10,7 @@ On a GIL build the same runs check the same invariants with threads that
 interleave; there a short switch interval makes them preempt each other
 inside the critical sections."""
 
+import _thread
 import collections
 import random
 import sys
@@ -23,6 +24,9 @@ from helpers import start, switch_interval
 pytestmark = pytest.mark.stress
 
 RUN_SECONDS = 1.0
+# Runs that go in rounds (a ring's turns, Barrier phases, Event rounds) have
+# at least this many, however slowly a loaded machine starts the threads.
+MIN_ROUNDS = 10
 THREADS = 4
 JOIN_SECONDS = 30.0
 GIL_ENABLED = getattr(sys, "_is_gil_enabled", lambda: True)()
@@ -161,6 +165,7 @@ def test_rlock_belongs_to_one_thread(RLock):
     report("RLock ownership", counts, elapsed)
 
 
+@pytest.mark.timeout(120)   # rounds hand over between threads: slow on a loaded machine
 @pytest.mark.parametrize("lock_kind", ["Lock", "RLock"])
 def test_condition_loses_no_notification(backend, lock_kind):
     """Three Conditions over one lock, as queue.Queue has.  On the first, a
@@ -174,7 +179,7 @@ def test_condition_loses_no_notification(backend, lock_kind):
     turns = backend.Condition(lock)
     not_empty = backend.Condition(lock)
     not_full = backend.Condition(lock)
-    state = {"turn": 0, "stop": False}
+    state = {"turn": 0, "turns": 0, "stop": False}
     items = collections.deque()
     ring = THREADS - 1
 
@@ -191,15 +196,17 @@ def test_condition_loses_no_notification(backend, lock_kind):
                 if state["stop"]:
                     return counts
                 state["turn"] = (seed + 1) % ring
-                if time.monotonic() >= stop_at:
+                counts["turns"] += 1
+                state["turns"] += 1
+                if time.monotonic() >= stop_at and state["turns"] >= MIN_ROUNDS:
                     state["stop"] = True
                 turns.notify_all()
-                counts["turns"] += 1
 
     def producer(seed, stop_at):
         counts = collections.Counter()
         while True:
-            item = counts["sent"] if time.monotonic() < stop_at else None
+            more = time.monotonic() < stop_at or counts["sent"] < MIN_ROUNDS
+            item = counts["sent"] if more else None
             with not_full:
                 await_(not_full, lambda: not items)
                 items.append(item)
@@ -226,11 +233,12 @@ def test_condition_loses_no_notification(backend, lock_kind):
     threads += [start(producer, ring, stop_at), start(consumer, ring + 1, stop_at)]
     counts = sum((thread.join_result(JOIN_SECONDS) for thread in threads), collections.Counter())
     elapsed = time.monotonic() - began
-    assert counts["turns"] > ring
-    assert counts["received"] == counts["sent"] > 0
+    assert counts["turns"] >= MIN_ROUNDS
+    assert counts["received"] == counts["sent"] >= MIN_ROUNDS
     report(f"Condition({lock_kind}) notifications", counts, elapsed)
 
 
+@pytest.mark.timeout(120)   # rounds hand over between threads: slow on a loaded machine
 def test_barrier_keeps_its_phases(backend):
     """Parties go round a barrier: none leaves a phase before all have
     arrived in it, each phase hands out every index once, and the action runs
@@ -248,7 +256,7 @@ def test_barrier_keeps_its_phases(backend):
         with meter:
             assert arrived[phase] == parties, "the action ran before every party arrived"
         actions[phase] += 1
-        stop[0] = time.monotonic() >= stop_at
+        stop[0] = time.monotonic() >= stop_at and len(actions) >= MIN_ROUNDS
 
     barrier = backend.Barrier(parties, action=action)
 
@@ -273,50 +281,54 @@ def test_barrier_keeps_its_phases(backend):
     counts = sum((thread.join_result(JOIN_SECONDS) for thread in threads), collections.Counter())
     elapsed = time.monotonic() - began
     phases = len(actions)
-    assert phases > 1 and counts["phases"] == phases * parties
+    assert phases >= MIN_ROUNDS and counts["phases"] == phases * parties
     assert all(sorted(indices[phase]) == list(range(parties)) for phase in range(phases))
     assert set(actions.values()) == {1}
     assert not barrier.broken and barrier.n_waiting == 0
     report("Barrier phases", collections.Counter(phases=phases), elapsed)
 
 
+@pytest.mark.timeout(120)   # rounds hand over between threads: slow on a loaded machine
 def test_event_storm_wakes_every_waiter(Event):
     """Rounds of set() and clear() on one Event, waited for by many threads
     while others hammer is_set() and wait(0): every waiter of a round wakes
     (none is left asleep by a set() that raced with its going to sleep), and
-    no is_set() or wait(0) answers True while the event stays clear."""
+    no is_set() or wait(0) answers True while the event stays clear.  The
+    rounds are steered with the interpreter's own locks: threading's Condition
+    is Python code, and slow to hand over without a GIL."""
     event = Event()
     waiters = THREADS
-    steer = threading.Condition(threading.Lock())   # the interpreter's own, to run the rounds
-    state = {"round": 0, "set": False, "sets": 0, "stop": False}
-    woke = collections.Counter()
+    meter = _thread.allocate_lock()
+    starts = [_thread.allocate_lock() for _ in range(waiters)]   # released: a round begins
+    for start_lock in starts:
+        start_lock.acquire()
+    all_woke = _thread.allocate_lock()   # released by the round's last waiter to wake
+    all_woke.acquire()
+    state = {"stop": False, "woke": 0}
+    phase = [0]   # odd from just before set() to just after clear(); written here only
 
     def waiter(seed, stop_at):
         counts = collections.Counter()
-        seen = 0
         while True:
-            with steer:
-                steer.wait_for(lambda: state["round"] != seen or state["stop"])
-                if state["stop"]:
-                    return counts
-                seen = state["round"]
+            assert starts[seed].acquire(True, JOIN_SECONDS), "a round never began"
+            if state["stop"]:
+                return counts
             assert event.wait(JOIN_SECONDS), "a waiter was never woken"
             counts["woken"] += 1
-            with steer:
-                woke[seen] += 1
-                steer.notify_all()
+            with meter:
+                state["woke"] += 1
+                if state["woke"] == waiters:
+                    all_woke.release()
 
     def onlooker(seed, stop_at):
         counts = collections.Counter()
         while not state["stop"]:
-            with steer:
-                sets_before, set_before = state["sets"], state["set"]
+            before = phase[0]
             answer = event.wait(0) if counts["looks"] % 2 else event.is_set()
-            with steer:
-                sets_after = state["sets"]
-            # The event is set only between state["set"] = True (counted in
-            # "sets") and state["set"] = False.
-            assert not answer or set_before or sets_after != sets_before, \
+            after = phase[0]
+            # The event is set only while the phase is odd; an even phase
+            # before and after, the same one, means it stayed clear.
+            assert not answer or before % 2 or after != before, \
                 "the event read as set while it stayed clear"
             counts["looks"] += 1
         return counts
@@ -326,27 +338,22 @@ def test_event_storm_wakes_every_waiter(Event):
     threads = [start(waiter, seed, stop_at) for seed in range(waiters)]
     threads += [start(onlooker, seed, stop_at) for seed in range(2)]
     rounds = 0
-    while time.monotonic() < stop_at:
+    while time.monotonic() < stop_at or rounds < MIN_ROUNDS:
         rounds += 1
-        with steer:
-            state["round"] = rounds     # the waiters start waiting on the clear event
-            steer.notify_all()
-        with steer:
-            state["set"] = True
-            state["sets"] += 1
+        state["woke"] = 0
+        for start_lock in starts:   # the waiters start waiting on the clear event
+            start_lock.release()
+        phase[0] += 1
         event.set()
-        with steer:
-            assert steer.wait_for(lambda: woke[rounds] == waiters, JOIN_SECONDS), \
-                f"round {rounds}: a waiter was never woken"
+        assert all_woke.acquire(True, JOIN_SECONDS), f"round {rounds}: a waiter was never woken"
         event.clear()
-        with steer:
-            state["set"] = False
-    with steer:
-        state["stop"] = True
-        steer.notify_all()
+        phase[0] += 1
+    state["stop"] = True
+    for start_lock in starts:
+        start_lock.release()
     counts = sum((thread.join_result(JOIN_SECONDS) for thread in threads), collections.Counter())
     elapsed = time.monotonic() - began
-    assert counts["woken"] == rounds * waiters and rounds > 0
+    assert counts["woken"] == rounds * waiters
     report("Event storm", collections.Counter(rounds=rounds, looks=counts["looks"]), elapsed)
 
 
