@@ -226,7 +226,8 @@ def test_event_set_clear_storm_loses_no_wakeups(Event):
     def toggler(seed, stop_at):
         rng = random.Random(seed)
         counts = collections.Counter()
-        while time.monotonic() < stop_at:
+        # A hundred toggles at least, however late a loaded machine starts it.
+        while time.monotonic() < stop_at or counts["set"] < 100:
             event.set()
             counts["set"] += 1
             if rng.random() < 0.3:
