@@ -5,7 +5,7 @@
 PYTHON ?= python3
 RUN = py=$$(sh tools/project-python "$(PYTHON)") && "$$py"
 
-.PHONY: test bench bench-quick docs check-c lint clean
+.PHONY: test bench bench-quick docs check-c tsan lint clean
 
 # These also build the benchmark's floor, an extension of its own (see setup.py).
 test bench bench-quick: export FASTSYNC_BENCH_FLOOR = 1
@@ -30,6 +30,12 @@ docs:
 # The C layer's own tests (see csrc/Makefile for PLATFORM, SANITIZE, RUNNER).
 check-c:
 	$(MAKE) -C csrc check
+
+# The extension under ThreadSanitizer on the free-threaded CPython's TSan
+# build: CPython's lock_tests and the parallel and stress tests; any report
+# outside tools/tsan-suppressions.txt fails (see tools/tsan).
+tsan:
+	tools/tsan
 
 # Install the pinned lint tools (tools/lint-requirements.txt), then run ruff
 # with the rules in pyproject.toml and mypy over the package.

@@ -58,7 +58,8 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
                              "Event, Condition, Semaphore, BoundedSemaphore and Barrier")
     parser.add_argument("--targets", action="store_true",
                         help="also check the project's speed targets for the compiled backend "
-                             "(with --busy, those for a busy machine)")
+                             "(with --busy, those for a busy machine; on a free-threaded "
+                             "build, those for it)")
     # For the worker processes of the single-thread cases (see runner.py) only.
     parser.add_argument(runner.WORKER_FLAG, action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--case", action="append", default=[], help=argparse.SUPPRESS)
@@ -162,6 +163,13 @@ def run(args: argparse.Namespace, busy_pids: List[int]) -> int:
         print()
         print("Targets on a busy machine (compiled backend):")
         print(targets.format_checks(targets.check_busy(results)))
+    elif args.targets and targets.free_threaded_build():
+        print()
+        print("Targets on a free-threaded build (compiled backend):")
+        print(targets.format_checks(targets.check_free_threaded(results)))
+        print()
+        print("Never slower than threading (compiled backend):")
+        print(targets.format_checks(targets.check_not_slower(results)))
     elif args.targets:
         print()
         print("Targets for Lock, RLock and Event (compiled backend):")

@@ -1,11 +1,12 @@
 """The project's speed targets for the compiled backend, checked against this
 run (shown with --targets): one set for the basic primitives (Lock, RLock,
 Event), one for those built on waking threads (Condition, Semaphore, Barrier,
-queue.Queue)."""
+queue.Queue); on a free-threaded build, one set of its own in their place."""
 
 from __future__ import annotations
 
 import sys
+import sysconfig
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence, Tuple
 
@@ -123,6 +124,39 @@ def check_busy(results: Sequence[CaseResult]) -> List[Check]:
     checks += [_target(r, r.case.name, "fastsync (cython) CPU time / threading's",
                        ("cython", BASELINE), lambda r: r.cpu_ratio("cython"),
                        at_most=BUSY_CPU_LIMIT)
+               for r in results if r.case.handoffs and not r.skipped]
+    return checks
+
+
+# A free-threaded build (3.13t and later), where threading's Event,
+# Condition and Barrier are Python code that runs without a GIL: there the
+# hand-offs must win by an order of magnitude, with the two threads on CPUs of
+# their own or on one CPU (the rows the scheduler places swing between the
+# two, and are held to "never slower"); contention must not lose; and a
+# hand-off must cost no more CPU time than threading's, spinning included.
+FREE_THREADED_HANDOFF_SPEEDUP = 10
+FREE_THREADED_HANDOFF_CASES = ("event.ping_pong", "condition.ping_pong", "barrier.rounds")
+FREE_THREADED_CONTENTION_CASES = ("lock.contended_2", "lock.contended_4")
+FREE_THREADED_CPU_LIMIT = 1.0
+
+
+def free_threaded_build() -> bool:
+    """Whether this interpreter was built without the GIL."""
+    return bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+
+
+def check_free_threaded(results: Sequence[CaseResult]) -> List[Check]:
+    """For a free-threaded build: pinned hand-off speedups, contention, and
+    the CPU time of a hand-off against threading's."""
+    by_name = {r.case.name: r for r in results}
+    pinned = [f"{case}.{suffix}" for case in FREE_THREADED_HANDOFF_CASES
+              for suffix, _ in PLACED_ROWS.values()]
+    checks = [_speedup(by_name.get(name), name, FREE_THREADED_HANDOFF_SPEEDUP) for name in pinned]
+    checks += [_speedup(by_name.get(name), name, NOT_SLOWER)
+               for name in FREE_THREADED_CONTENTION_CASES]
+    checks += [_target(r, r.case.name, "fastsync (cython) CPU time / threading's",
+                       ("cython", BASELINE), lambda r: r.cpu_ratio("cython"),
+                       at_most=FREE_THREADED_CPU_LIMIT)
                for r in results if r.case.handoffs and not r.skipped]
     return checks
 

@@ -293,6 +293,42 @@ def test_busy_targets_judge_cpu_time_per_handoff():
 
 
 @pytest.mark.timeout(30)
+def test_free_threaded_targets_hold_pinned_handoffs_to_tenfold():
+    cases, runner, targets = _bench_modules()
+
+    def result(name, threading_ns, cython_ns, handoffs=0, cpu=None):
+        case = cases.Case(name, name, "Event", measure=lambda cls, size: (0, 0), code="",
+                          uncontended=False, handoffs=handoffs)
+        cpu_of = {"threading": [1000.0], "cython": [cpu]} if cpu is not None else {}
+        return runner.CaseResult(case, measurements={
+            impl: runner.Measurement(ns_per_op=[ns], cpu_ns_per_op=cpu_of.get(impl, []))
+            for impl, ns in (("threading", threading_ns), ("cython", cython_ns))})
+
+    results = [
+        result("event.ping_pong.2cpus", 10_000.0, 900.0, handoffs=2, cpu=1000.0),   # 11x
+        result("event.ping_pong.1cpu", 10_000.0, 1100.0, handoffs=2, cpu=1001.0),   # 9.1x
+        # The row the scheduler places counts for CPU time only.
+        result("event.ping_pong", 10_000.0, 9000.0, handoffs=2, cpu=500.0),
+        result("lock.contended_2", 300.0, 310.0),
+        result("lock.contended_4", 300.0, 290.0),
+    ]
+    checks = {c.target: c for c in targets.check_free_threaded(results)}
+    speed = {t.split(":")[0]: c for t, c in checks.items() if "speedup" in t}
+    assert speed["event.ping_pong.2cpus"].met is True
+    assert speed["event.ping_pong.1cpu"].met is False
+    assert "event.ping_pong.1cpu: fastsync (cython) speedup >= 10" in \
+        [t for t in checks if t.startswith("event.ping_pong.1cpu")][0]
+    assert "event.ping_pong" not in speed
+    assert speed["lock.contended_2"].met is False
+    assert speed["lock.contended_4"].met is True
+    assert speed["barrier.rounds.2cpus"].met is None   # not in this run
+    cpu = {t.split(":")[0]: c for t, c in checks.items() if "CPU" in t}
+    assert cpu["event.ping_pong.2cpus"].met is True     # level with threading's
+    assert cpu["event.ping_pong.1cpu"].met is False
+    assert cpu["event.ping_pong"].met is True
+
+
+@pytest.mark.timeout(30)
 def test_notes_flag_a_floor_slower_than_fastsync():
     """A floor well above fastsync's own time drew a bad code placement; the
     notes must say that row's floor ratio means little, and only for it."""
