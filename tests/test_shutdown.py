@@ -138,7 +138,8 @@ FINALIZER_HANG_SECONDS = 2
 @functools.lru_cache(maxsize=None)
 def finalizer_outcome(module, case):
     holder, wait = FINALIZER_CASES[case]
-    code = FINALIZER_WAITS.format(module=module, holder=holder, wait=wait, hang_seconds=FINALIZER_HANG_SECONDS)
+    code = FINALIZER_WAITS.format(module=module, holder=holder, wait=wait,
+                                  hang_seconds=FINALIZER_HANG_SECONDS)
     result = run_python(code, timeout=120)
     if result.returncode == -signal.SIGALRM:
         return "hung"
