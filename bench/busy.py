@@ -10,12 +10,23 @@ waits for.  Only a run with this load shows that.
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
 from typing import Iterator, List
 
-# Pure computation; no I/O, no sleeping.
-SPIN_FOREVER = "while True:\n    pass\n"
+# Pure computation, no I/O and no sleeping, until the benchmark that started
+# it is gone: a benchmark killed before it could stop its load (a timeout, a
+# crash) must not leave CPU-bound orphans behind.  The parent's id changes
+# when the child is handed to another process on the parent's death (the
+# parent's id comes as an argument, in case it died before the child asked).
+SPIN_WHILE_PARENT_LIVES = (
+    "import os, sys\n"
+    "parent = int(sys.argv[1])\n"
+    "while os.getppid() == parent:\n"
+    "    for _ in range(100_000):\n"
+    "        pass\n"
+)
 
 
 @contextlib.contextmanager
@@ -25,7 +36,7 @@ def busy_processes(count: int) -> Iterator[List[int]]:
     try:
         for _ in range(count):
             processes.append(subprocess.Popen(
-                [sys.executable, "-c", SPIN_FOREVER],
+                [sys.executable, "-c", SPIN_WHILE_PARENT_LIVES, str(os.getpid())],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         yield [process.pid for process in processes]
     finally:

@@ -10,8 +10,10 @@ import json
 import os
 import statistics
 import subprocess
+import signal
 import sys
 import threading
+import time
 
 import pytest
 
@@ -434,3 +436,39 @@ def test_pinned_rows_are_skipped_where_threads_cant_be_pinned(monkeypatch):
     assert all(why == "not pinned: no CPUs to spare" for why in skipped.values()), skipped
     assert not any("not pinned" in (r.skipped or "") for r in planned
                    if r.case.placement not in cases.PINNED)
+
+
+# A benchmark killed before it can stop its --busy load (a timeout, a crash)
+# must not leave CPU-bound processes running for good.
+LOAD_THEN_DIE = """
+import os, sys
+sys.path.insert(0, {root!r})
+from bench.busy import busy_processes
+load = busy_processes(1)   # kept: collecting it would stop the load
+pids = load.__enter__()
+print(pids[0], flush=True)
+os._exit(0)   # no clean-up: the load outlives this process
+"""
+
+
+def _running(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"   # a zombie has ended
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /proc to see the load's state")
+@pytest.mark.timeout(60)
+def test_busy_load_ends_with_the_benchmark_that_started_it():
+    run = subprocess.run([sys.executable, "-c", LOAD_THEN_DIE.format(root=REPO_ROOT)],
+                         capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0, run.stderr
+    pid = int(run.stdout)
+    deadline = time.monotonic() + 20
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)   # watching another process end: nothing to wait on
+    if _running(pid):
+        os.kill(pid, signal.SIGKILL)
+        pytest.fail("the busy process outlived the benchmark that started it")
