@@ -159,27 +159,21 @@ def run(args: argparse.Namespace, busy_pids: List[int]) -> int:
         print(cpu)
         print()
     print(report.notes(results, missing))
-    if args.targets and busy_pids:
-        print()
-        print("Targets on a busy machine (compiled backend):")
-        print(targets.format_checks(targets.check_busy(results)))
-    elif args.targets and targets.free_threaded_build():
-        print()
-        print("Targets on a free-threaded build (compiled backend):")
-        print(targets.format_checks(targets.check_free_threaded(results)))
-        print()
-        print("Never slower than threading (compiled backend):")
-        print(targets.format_checks(targets.check_not_slower(results)))
-    elif args.targets:
-        print()
-        print("Targets for Lock, RLock and Event (compiled backend):")
-        print(targets.format_checks(targets.check_basic(results)))
-        print()
-        print("Targets for Condition, Semaphore, Barrier and queue.Queue (compiled backend):")
-        print(targets.format_checks(targets.check_composites(results)))
-        print()
-        print("Never slower than threading (compiled backend):")
-        print(targets.format_checks(targets.check_not_slower(results)))
+    if args.targets:
+        if busy_pids:
+            check_sets = [("Targets on a busy machine", targets.check_busy)]
+        elif targets.free_threaded_build():
+            check_sets = [("Targets on a free-threaded build", targets.check_free_threaded)]
+        else:
+            check_sets = [("Targets for Lock, RLock and Event", targets.check_basic),
+                          ("Targets for Condition, Semaphore, Barrier and queue.Queue",
+                           targets.check_composites)]
+        if not busy_pids:
+            check_sets.append(("Never slower than threading", targets.check_not_slower))
+        for title, check in check_sets:
+            print()
+            print(f"{title} (compiled backend):")
+            print(targets.format_checks(check(results)))
     if args.json:
         report.write_json(args.json, report.to_json(results, implementations, missing, env, settings))
         print(f"\nResults written to {args.json}")
