@@ -3,6 +3,7 @@ interpreter does with daemon threads then (up to 3.12 it ends those that try
 to take the GIL back, in the middle of their wait)."""
 
 import functools
+import platform
 import signal
 import subprocess
 
@@ -153,5 +154,8 @@ def finalizer_outcome(module, case):
 @pytest.mark.parametrize("case", FINALIZER_CASES)
 def test_wait_at_finalization_ends_as_threadings(module, case):
     expected = finalizer_outcome("threading", case)
+    if expected == "" and platform.python_implementation() == "PyPy":
+        pytest.skip("PyPy runs no finalizer of a cycle at exit, threading's scenario included: "
+                    "there is no wait at finalization to compare")
     assert expected == "hung" or expected.startswith(("raised", "returned")), expected
     assert finalizer_outcome(module, case) == expected
