@@ -10,9 +10,10 @@ RUN = py=$$(sh tools/project-python "$(PYTHON)") && "$$py"
 # These also build the benchmark's floor, an extension of its own (see setup.py).
 test bench bench-quick: export FASTSYNC_BENCH_FLOOR = 1
 
-# Install fastsync (compiling the extension) with its test tools, then run the suite.
+# Install fastsync (compiling the extension) with its test tools, then run the
+# suite; PYTEST_ARGS passes options or test files on to pytest.
 test:
-	$(RUN) -m pip install --quiet --no-cache-dir ".[test]" && "$$py" -m pytest
+	$(RUN) -m pip install --quiet --no-cache-dir ".[test]" && "$$py" -m pytest $(PYTEST_ARGS)
 
 # Install fastsync and compare it with threading.
 bench:
