@@ -337,29 +337,12 @@ cdef extern from *:
          METH_FASTCALL | METH_KEYWORDS, NULL},
     };
 
-    /* Leaves the type alone where Cython did not make acquire
-     * METH_FASTCALL | METH_KEYWORDS. */
+    /* Puts the side's C acquire in place (see fastsync_install_c_acquire). */
     static int fastsync_install_rw_acquire(PyObject *type, int write, Py_ssize_t side_offset)
     {
-        PyTypeObject *tp = (PyTypeObject *)type;
-        PyMethodDef *def = tp->tp_methods;
-        PyObject *method;
-        int failed;
-        while (def != NULL && def->ml_name != NULL && strcmp(def->ml_name, "acquire") != 0)
-            def++;
-        if (def == NULL || def->ml_name == NULL
-                || def->ml_flags != (METH_FASTCALL | METH_KEYWORDS))
-            return 0;
-        fastsync_rw_acquire_parsed[write] = (fastsync_fastcall_kw)(void (*)(void))def->ml_meth;
         fastsync_rw_side_offset = side_offset;
-        fastsync_rw_acquire_defs[write].ml_doc = def->ml_doc;
-        method = PyDescr_NewMethod(tp, &fastsync_rw_acquire_defs[write]);
-        if (method == NULL)
-            return -1;
-        failed = PyDict_SetItemString(tp->tp_dict, "acquire", method) < 0;
-        Py_DECREF(method);
-        PyType_Modified(tp);
-        return failed ? -1 : 0;
+        return fastsync_install_c_acquire(type, &fastsync_rw_acquire_defs[write],
+                                          &fastsync_rw_acquire_parsed[write], NULL);
     }
     """
     int fastsync_install_rw_acquire(object type, int write, Py_ssize_t side_offset) except -1
