@@ -22,14 +22,23 @@ def condition(request, backend, make_condition):
     return make_condition(lock)
 
 
+def start_waiting_one_by_one(waiter, count):
+    """Start `count` threads running `waiter`, each once the one before it
+    sleeps in its wait.  Started together, one could be asleep on the lock
+    rather than in wait(), and a notify could come before it waits."""
+    workers = []
+    for _ in range(count):
+        workers.append(start(waiter))
+        wait_until_blocked(workers[-1])
+    return workers
+
+
 def test_notify_wakes_one_waiter(condition):
     def waiter():
         with condition:
             return condition.wait(30)
 
-    workers = [start(waiter) for _ in range(3)]
-    for worker in workers:
-        wait_until_blocked(worker)
+    workers = start_waiting_one_by_one(waiter, 3)
     with condition:
         condition.notify()
     deadline = time.monotonic() + 30
@@ -51,9 +60,7 @@ def test_notify_all_wakes_every_waiter(condition):
                     return False
             return True
 
-    workers = [start(waiter) for _ in range(5)]
-    for worker in workers:
-        wait_until_blocked(worker)
+    workers = start_waiting_one_by_one(waiter, 5)
     with condition:
         flag.append(True)
         condition.notify_all()
@@ -171,9 +178,7 @@ def test_notify_counts_like_threading(native_condition, backend, n):
         with condition:
             woken.append(condition.wait(30))
 
-    workers = [start(waiter) for _ in range(3)]
-    for worker in workers:
-        wait_until_blocked(worker)
+    workers = start_waiting_one_by_one(waiter, 3)
     with condition:
         condition.notify(n)
     expected = 0

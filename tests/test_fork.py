@@ -251,6 +251,10 @@ for _ in range(2):
     threading.Thread(target=barrier.wait, daemon=True).start()
 while barrier.n_waiting != 2:
     pass
+# The second waiter counts itself with the barrier's lock held and lets it go
+# in its wait: forked before that, the child would inherit the lock held.
+with barrier._cond:
+    pass
 pid = os.fork()
 if pid == 0:
     finish = fill_stacks()
