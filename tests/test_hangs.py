@@ -87,6 +87,31 @@ def test_find_deadlocks_without_enable(compiled):
 
 
 @cython_only
+def test_find_deadlocks_through_an_rwlocks_writer_without_enable(compiled):
+    """A thread that writes is the RWLock's known holder: a cycle through it
+    is found.  (Readers are counted, not named, so one through a read is not.)"""
+    rw, lock = compiled.RWLock(), compiled.Lock()
+    both_hold = threading.Barrier(3)
+    writer = start(take_then_wait, rw.writer, lock, both_hold, name="writer")
+    reader = start(take_then_wait, lock, rw.reader, both_hold, False, name="reader")
+    both_hold.wait(30)
+    try:
+        cycles = poll(debug.find_deadlocks)
+    finally:
+        lock.release()        # ends the deadlock: the writer gets the Lock
+        assert writer.join_result() is True
+    assert reader.join_result() is True
+    assert len(cycles) == 1
+    entries = {entry.thread: entry for entry in cycles[0]}
+    assert set(entries) == {writer.ident, reader.ident}
+    one, two = entries[writer.ident], entries[reader.ident]
+    assert address(lock) in one.waiting_for
+    assert "reader of fastsync.RWLock" in two.waiting_for and address(rw) in two.waiting_for
+    assert len(one.holding) == 1 and "locked writer of fastsync.RWLock" in one.holding[0]
+    assert len(two.holding) == 1 and address(lock) in two.holding[0]
+
+
+@cython_only
 def test_blocked_threads_without_enable(compiled):
     lock, event, sem = compiled.Lock(), compiled.Event(), compiled.Semaphore(0)
     cond = compiled.Condition()

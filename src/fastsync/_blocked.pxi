@@ -7,7 +7,7 @@
 # more) links a record of what it waits for, and since when, into one list,
 # and unlinks it before the wait returns.  The record lives on the waiting
 # thread's C stack; who holds a Lock is kept by the Lock itself (_lock.pxi),
-# an RLock's owner by the RLock.
+# an RLock's owner by the RLock, an RWLock's writer by the RWLock.
 #
 # The list has a named guard, not the GIL, so the free-threaded build is
 # covered: waiters link and unlink under it, and the reader takes a
@@ -28,8 +28,9 @@ cdef extern from *:
         PyObject *object;        /* what the thread waits for */
         unsigned long thread;
         int64_t since_ns;        /* fs_monotonic_ns() when it began */
-        /* For a Lock or RLock: its state and owner, else NULL; a copy
-         * holds the owner then, 0 if the lock was free or had none. */
+        /* For a Lock or RLock: its state and owner; for an RWLock's side,
+         * no state and its writer word (0 while nobody writes); else NULL.
+         * A copy holds the owner then, 0 if the lock was free or had none. */
         const fs_lock *lock;
         const fs_atomic_uptr *owner;
         uintptr_t holder;
@@ -92,7 +93,8 @@ cdef extern from *:
                 record = record->next) {
             if (count < capacity) {
                 out[count] = *record;
-                out[count].holder = record->owner != NULL && fs_lock_is_locked(record->lock)
+                out[count].holder = record->owner != NULL
+                                    && (record->lock == NULL || fs_lock_is_locked(record->lock))
                                     ? fs_load_uptr_relaxed(record->owner) : 0;
                 Py_INCREF(record->object);
             }
@@ -153,6 +155,9 @@ cdef bint wait_with_gil_released(wait_step wait, void *target, int64_t timeout_n
         lock, owner = &(<Lock>waited)._lock, &(<Lock>waited)._owner
     elif isinstance(waited, RLock):
         lock, owner = &(<RLock>waited)._rlock.lock, &(<RLock>waited)._rlock.owner
+    elif isinstance(waited, _RWLockSide):
+        # Only a writer is known: readers are counted, not named.
+        owner = &(<_RWLockSide>waited)._rw.writer
     blocked_link(&record, <void *>waited, lock, owner, thread_id(), fs_monotonic_ns())
     try:
         return wait_loop(wait, target, timeout_ns, keep, retry)
@@ -164,7 +169,8 @@ def _blocked():
     """[(thread id, object, since, holder's thread id or None)] for each
     thread blocked in a wait of this backend now, the longest waiting first;
     since: _monotonic_ns() when the wait began.  The holder is known for a
-    Lock (the thread that took it) and an RLock (its owner).  For
+    Lock (the thread that took it), an RLock (its owner) and an RWLock's
+    side while a thread writes (the writer).  For
     fastsync.debug; not part of the API."""
     cdef Py_ssize_t capacity = 16, count, copied = 0, i
     cdef blocked_record *records = NULL

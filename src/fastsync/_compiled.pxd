@@ -105,7 +105,7 @@ cdef extern from "fastsync.h" nogil:
 
 cdef extern from "fs_rwlock.h" nogil:
     ctypedef struct fs_rwlock:
-        pass
+        fs_atomic_uptr writer
     ctypedef enum fs_rw_status:
         FS_RW_OK
         FS_RW_NOT_HELD

@@ -103,9 +103,19 @@ def _waits() -> Dict[int, _Wait]:
     for wait in waits.values():
         owner = waits.get(wait.holder) if wait.holder is not None else None
         if owner is not None and owner.thread not in tracked:
-            if not any(lock is wait.obj for lock, _ in owner.held):
-                owner.held.append((wait.obj, wait.node))
+            held_obj, held_node = _held_for(wait, compiled)
+            if not any(lock is held_obj for lock, _ in owner.held):
+                owner.held.append((held_obj, held_node))
     return waits
+
+
+def _held_for(wait: _Wait, compiled: Any) -> Tuple[Any, Optional[_Node]]:
+    """What the holder of wait's object holds: the object itself, except
+    for an RWLock's side, whose known holder is its writer."""
+    side = getattr(compiled, "_RWLockSide", None)
+    if side is not None and isinstance(wait.obj, side):
+        return wait.obj.rwlock.writer, None
+    return wait.obj, wait.node
 
 
 # How long a cycle must last to count: the records are read while threads
