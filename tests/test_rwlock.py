@@ -481,6 +481,55 @@ def test_exit_with_threads_blocked_on_it(module):
     assert result.stdout.strip() == "EXITING"
 
 
+# A finalizer, in the final garbage collection (where no other thread runs
+# any more), releases the write a daemon thread waits for, then takes the
+# write itself.  The waiter can't use what it would be handed: the lock must
+# still be the finalizer's to take, not held for ever.
+FINALIZER_TAKES_IT_BACK = """
+import signal, threading
+import {module} as backend
+
+rw = backend.RWLock()
+rw.writer.acquire()
+threading.Thread(target=rw.{waiter_side}.acquire, daemon=True).start()
+while rw._waiting() == (0, 0):
+    pass
+
+class Cycle:
+    def __init__(self):
+        self.cycle = self
+    def __del__(self):
+        signal.alarm(10)   # a hang ends the process
+        rw.writer.release()
+        try:
+            result = rw.writer.acquire()
+        except BaseException as error:
+            print("raised", type(error).__name__, flush=True)
+        else:
+            print("returned", result, flush=True)
+
+Cycle()
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "alarm"), reason="the child ends a hang with signal.alarm")
+@pytest.mark.skipif(sys.implementation.name == "pypy", reason="PyPy runs no finalizer of a cycle at exit")
+@pytest.mark.parametrize("waiter_side", ["writer", "reader"])
+@pytest.mark.parametrize("module", backend_params())
+def test_a_finalizer_takes_back_what_it_released_to_a_waiting_thread(module, waiter_side):
+    result = run_python(FINALIZER_TAKES_IT_BACK.format(module=module, waiter_side=waiter_side),
+                        timeout=60)
+    assert result.returncode != -signal.SIGALRM, "the finalizer's acquire hung"
+    assert result.returncode == 0, result.stderr
+    # From 3.15 a wait at finalization is refused, as threading's locks refuse
+    # it; whether this acquire has to wait depends on how fast the waiter gives
+    # the lock back.
+    allowed = {"returned True"}
+    if sys.version_info >= (3, 15):
+        allowed.add("raised PythonFinalizationError")
+    assert result.stdout.strip() in allowed, result.stdout + result.stderr
+
+
 def test_debug_sees_both_sides(backend, RWLock):
     from fastsync import debug
 

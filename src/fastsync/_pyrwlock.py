@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import _thread
 import os
+import sys
 from collections import deque
 from typing import Any, Deque, Dict, List, NoReturn, Optional, Tuple
 
@@ -81,6 +82,10 @@ class RWLock:
         if _tracker is not None:
             _tracker.created(self)   # both sides are one lock to fastsync.debug
 
+    # A class attribute: module globals may be gone by the time a finalizer
+    # releases a side.
+    _is_finalizing = staticmethod(sys.is_finalizing)
+
     def _lock(self) -> None:
         """Take _guard (after a fork, a new one, and no waiters)."""
         if self._generation != _fork_generation:
@@ -94,6 +99,13 @@ class RWLock:
     # With _guard held: whoever's turn it is goes in (see fs_rwlock.c's rw_settle).
     def _settle(self, readers_first: bool) -> None:
         if self._writing:
+            return
+        if self._is_finalizing():
+            # The waiting threads never run again: a grant would stay held
+            # for ever, and so would a place in the queue.  The lock is left
+            # to the thread that finalizes (a finalizer may still take it).
+            self._writers.clear()
+            self._sleepers.clear()
             return
         if self._sleepers and (readers_first or not self._writers):
             sleepers = list(self._sleepers)

@@ -27,6 +27,7 @@ cdef int rw_refuse(int status) except -1:
 cdef struct rw_wait:
     fs_rwlock *rw
     uintptr_t me
+    bint write
     int status    # an fs_rw_status that ended a read's wait, else 0
 
 cdef fs_result rw_read_step(void *target, int64_t deadline_ns, int64_t spin_ns) noexcept nogil:
@@ -42,6 +43,22 @@ cdef fs_result rw_write_step(void *target, int64_t deadline_ns, int64_t spin_ns)
     return fs_rwlock_write_until(w.rw, w.me, deadline_ns, spin_ns)
 
 
+# A side handed to a thread while another finalizes the interpreter would be
+# held for ever: that thread never gets the GIL back.  It gives the side
+# back, so the finalizing thread (a finalizer, say) can still take it.  A
+# side handed over just before finalization began, to a thread that then
+# waits for the GIL, stays held: unlike a Lock's, it isn't taken over.
+cdef bint rw_keep_step(void *target) noexcept nogil:
+    cdef rw_wait *w = <rw_wait *>target
+    if not finalizing_elsewhere():
+        return True
+    if w.write:
+        fs_rwlock_write_release(w.rw)
+    else:
+        fs_rwlock_read_release(w.rw)
+    return False    # wait again
+
+
 cdef bint rw_acquire(object side, fs_rwlock *rw, bint write, int64_t timeout_ns) except -1:
     """One side's acquire without the debug hooks: try, then wait (listed
     meanwhile as waiting for that side, for fastsync.debug)."""
@@ -49,6 +66,7 @@ cdef bint rw_acquire(object side, fs_rwlock *rw, bint write, int64_t timeout_ns)
     cdef int got
     w.rw = rw
     w.me = thread_id()
+    w.write = write
     w.status = 0
     got = fs_rwlock_try_write(rw, w.me) if write else fs_rwlock_try_read(rw, w.me)
     if got == 1:
@@ -57,7 +75,8 @@ cdef bint rw_acquire(object side, fs_rwlock *rw, bint write, int64_t timeout_ns)
         return rw_refuse(got)
     if timeout_ns == 0:
         return False
-    if not wait_with_gil_released(rw_write_step if write else rw_read_step, &w, timeout_ns, side):
+    if not wait_with_gil_released(rw_write_step if write else rw_read_step, &w, timeout_ns, side,
+                                  rw_keep_step):
         rw_refuse(w.status)
         return False
     return True
