@@ -23,6 +23,8 @@ FALLBACK_REQUESTED = env_flag(NO_EXTENSIONS) or platform.python_implementation()
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "cython: runs against the compiled backend")
+    config.addinivalue_line("markers", "python_backend: runs against the pure-Python backend "
+                                       "named explicitly (not as the default)")
     config.addinivalue_line("markers", "stress: long-running stress test")
     config.addinivalue_line("markers", "bench_floor: needs the benchmark's floor, built when "
                                        "FASTSYNC_BENCH_FLOOR=1 (make test sets it; wheels lack it)")

@@ -23,8 +23,10 @@ PYPY = platform.python_implementation() == "PyPy"
 # child scripts some tests start import this module before the backend they test.
 def backend_marks(name):
     """The marks of the backend called `name`: the compiled one's tests carry
-    `cython`, which a run that asked for the fallback deselects (conftest)."""
-    return [pytest.mark.cython] if name == "cython" else []
+    `cython`, which a run that asked for the fallback deselects (conftest);
+    the fallback's carry `python_backend`, so a run of the fallback alone can
+    leave out what a full run on the same interpreter has already tested."""
+    return [pytest.mark.cython] if name == "cython" else [pytest.mark.python_backend]
 
 
 def backend_params():
