@@ -378,11 +378,15 @@ CASES = [
               "with rwlock.reader:\n    pass"),
     loop_case("rwlock.write", "RWLock: with rwlock.writer", "RWLock",
               "with rwlock.writer:\n    pass"),
-    thread_case("rwlock.read_mostly_4", "RWLock: 4 threads, 95% reads (per operation)", "RWLock",
-                read_mostly(4, 20),
-                "each of 4 threads: with rwlock.reader: sum(data)  (64 ints); "
-                "1 in 20: with rwlock.writer: data[i] = ...",
-                min_size=20_000),
+    # As many threads as a small machine has cores, then twice as many: with
+    # a GIL the two differ most (see docs/benchmarks.md).
+    *[thread_case(f"rwlock.read_mostly_{threads}",
+                  f"RWLock: {threads} threads, 95% reads (per operation)", "RWLock",
+                  read_mostly(threads, 20),
+                  f"each of {threads} threads: with rwlock.reader: sum(data)  (64 ints); "
+                  "1 in 20: with rwlock.writer: data[i] = ...",
+                  min_size=20_000)
+      for threads in (2, 4)],
     thread_case("queue.producer_consumer", "queue.Queue: producer -> consumer (per item)",
                 "Queue", queue_producer_consumer,
                 f"Queue({QUEUE_MAXSIZE}); one thread put()s, another get()s",
