@@ -186,9 +186,10 @@ def test_nan_timeout_is_refused_like_threading(Barrier, in_constructor):
 
 def test_abort_wakes_waiters_with_error(Barrier):
     barrier = Barrier(3)
-    waiters = [start(barrier.wait) for _ in range(2)]
-    for waiter in waiters:
-        wait_until_blocked(waiter)
+    waiters = []
+    for _ in range(2):   # one by one: the first could be asleep on the lock, not counted yet
+        waiters.append(start(barrier.wait))
+        wait_until_blocked(waiters[-1])
     assert barrier.n_waiting == 2
     barrier.abort()
     for waiter in waiters:
