@@ -342,25 +342,41 @@ def test_upgrade_and_misuse_are_refused_clearly(RWLock):
     worker.join_result()
 
 
-def contend(rw, readers, writers, seconds=1.0, release_gil=False):
-    """Readers and writers loop for `seconds`; returns their counts."""
+def contend(rw, readers, writers, seconds=1.0, release_gil=False, turns_each=0, patience=30.0):
+    """Readers and writers loop for `seconds`, and on until each has had
+    `turns_each` turns (for at most `patience` seconds more: on a busy
+    machine every hand-off waits for the scheduler); returns their counts."""
     counts = {"reader": [0] * readers, "writer": [0] * writers}
     stop = threading.Event()
     go = threading.Barrier(readers + writers + 1, timeout=10)
+    short_of_turns = [readers + writers]
+    counting = threading.Lock()
+    everyone_had_turns = threading.Event()
+
+    def had_enough():
+        with counting:
+            short_of_turns[0] -= 1
+            if short_of_turns[0] == 0:
+                everyone_had_turns.set()
 
     def work(kind, me):
         lock = getattr(rw, kind)
         go.wait()
+        if turns_each == 0:
+            had_enough()
         while not stop.is_set():
             with lock:
                 counts[kind][me] += 1
                 if release_gil:
                     time.sleep(0)
+            if counts[kind][me] == turns_each:
+                had_enough()
 
     workers = [start(work, "reader", i) for i in range(readers)]
     workers += [start(work, "writer", i) for i in range(writers)]
     go.wait()
     stop.wait(seconds)
+    everyone_had_turns.wait(patience)
     stop.set()
     for worker in workers:
         worker.join_result()
@@ -371,7 +387,7 @@ def contend(rw, readers, writers, seconds=1.0, release_gil=False):
 def test_neither_side_starves(RWLock, release_gil):
     # Generous bounds, as test_fairness.py's: nobody starves; how quickly
     # turns come round is bench/'s business.
-    counts = contend(RWLock(), readers=3, writers=2, release_gil=release_gil)
+    counts = contend(RWLock(), readers=3, writers=2, release_gil=release_gil, turns_each=10)
     everyone = counts["reader"] + counts["writer"]
     assert min(everyone) >= 10, counts
     assert min(counts["writer"]) >= max(counts["reader"]) / 200, counts
