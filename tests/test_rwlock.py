@@ -342,7 +342,7 @@ def test_upgrade_and_misuse_are_refused_clearly(RWLock):
     worker.join_result()
 
 
-def contend(rw, readers, writers, seconds=1.0, release_gil=False, turns_each=0, patience=30.0):
+def contend(rw, readers, writers, release_gil, turns_each, seconds=1.0, patience=30.0):
     """Readers and writers loop for `seconds`, and on until each has had
     `turns_each` turns (for at most `patience` seconds more: on a busy
     machine every hand-off waits for the scheduler); returns their counts."""
@@ -362,8 +362,6 @@ def contend(rw, readers, writers, seconds=1.0, release_gil=False, turns_each=0, 
     def work(kind, me):
         lock = getattr(rw, kind)
         go.wait()
-        if turns_each == 0:
-            had_enough()
         while not stop.is_set():
             with lock:
                 counts[kind][me] += 1
