@@ -126,6 +126,7 @@ void fs_rwlock_init(fs_rwlock *rw)
 {
     fs_store_u32(&rw->state, 0);
     fs_store_u32(&rw->gate, 0);
+    fs_store_u32(&rw->wake_dozers, 0);
     rw_reset(rw);
     fs_queue_init(&rw->writers);
     rw->serial = fs_fetch_add_u64(&last_serial, 1) + 1;
@@ -141,6 +142,67 @@ static void rw_guard(fs_rwlock *rw)
 static void rw_unguard(fs_rwlock *rw)
 { fs_guard_release(&rw->guard); }
 
+/* ---- Dozing ----
+ * A dozer sets FS_RW_DOZERS (only while the lock is not free for it) and
+ * sleeps on wake_dozers.  Whoever frees the lock with the bit set clears it,
+ * then bumps wake_dozers and wakes them all; each tries again, and dozes
+ * again (setting the bit again) if it loses. */
+
+/* Whether a thread that doesn't read yet could read, or write, in `state`. */
+static int free_for(uint32_t state, int write)
+{
+    if (write)
+        return (state & ~(uint32_t)FS_RW_DOZERS) == 0;
+    return !(state & (FS_RW_WRITER | FS_RW_WRITERS_WAIT));
+}
+
+static void wake_dozers(fs_rwlock *rw)
+{
+    fs_fetch_add_u32(&rw->wake_dozers, 1);
+    fs_wake_all(&rw->wake_dozers);
+}
+
+/* After a last read release that queued nobody: wakes the dozers, if any
+ * (writers among them may go now). */
+static void wake_dozers_if_any(fs_rwlock *rw)
+{
+    uint32_t state = fs_load_u32(&rw->state);
+    while (state & FS_RW_DOZERS) {
+        if (fs_cas_u32(&rw->state, &state, state & ~(uint32_t)FS_RW_DOZERS)) {
+            wake_dozers(rw);
+            return;
+        }
+    }
+}
+
+static int waited_long(const int64_t *waiting_since)
+{ return fs_monotonic_ns() - *waiting_since >= FS_RW_QUEUE_AFTER_NS; }
+
+/* Sleeps until the lock may be free for the caller, FS_RW_QUEUE_AFTER_NS
+ * after the wait began, or the deadline: FS_OK (look again), FS_TIMED_OUT
+ * (the deadline passed) or FS_INTERRUPTED. */
+static fs_result doze(fs_rwlock *rw, int write, const int64_t *waiting_since,
+                      int64_t deadline_ns, int64_t spin_ns)
+{
+    int64_t queue_at = *waiting_since + FS_RW_QUEUE_AFTER_NS;
+    int deadline_first = deadline_ns != FS_NO_DEADLINE && deadline_ns <= queue_at;
+    uint32_t wake = fs_load_u32(&rw->wake_dozers);
+    uint32_t state = fs_load_u32(&rw->state);
+    fs_result waited;
+    for (;;) {
+        if (free_for(state, write))
+            return FS_OK;
+        if ((state & FS_RW_DOZERS)
+                || fs_cas_u32(&rw->state, &state, state | FS_RW_DOZERS))
+            break;
+    }
+    waited = fs_spin_then_wait(&rw->wake_dozers, wake, deadline_first ? deadline_ns : queue_at,
+                               spin_ns);
+    if (waited == FS_TIMED_OUT && !deadline_first)
+        return FS_OK;   /* time to queue */
+    return waited;
+}
+
 /* With the guard held: brings the state word in line with the waiters, and
  * lets in whoever's turn it is.
  *   writer_leaves:  the caller writes, and stops (release or downgrade);
@@ -154,11 +216,12 @@ static void rw_settle(fs_rwlock *rw, int writer_leaves, int readers_first,
     uint32_t state = fs_load_u32(&rw->state);
     fs_list_node *first = rw->writers.entries.head;
     uint32_t admitted;
-    int hand;
+    int hand, dozers;
     for (;;) {
         uint32_t next = state;
         admitted = 0;
         hand = 0;
+        dozers = 0;
         if (writer_leaves)
             next &= ~(uint32_t)FS_RW_WRITER;
         next += new_readers * FS_RW_READER;
@@ -176,6 +239,11 @@ static void rw_settle(fs_rwlock *rw, int writer_leaves, int readers_first,
             next |= FS_RW_WRITERS_WAIT;
         if (rw->readers_waiting != admitted)
             next |= FS_RW_READERS_WAIT;
+        if ((next & FS_RW_DOZERS) && (state & (FS_RW_WRITER | FS_RW_WRITERS_WAIT))
+                && !(next & (FS_RW_WRITER | FS_RW_WRITERS_WAIT))) {
+            dozers = 1;   /* freed: readers may come in now, or a writer */
+            next &= ~(uint32_t)FS_RW_DOZERS;
+        }
         if (next == state || fs_cas_u32(&rw->state, &state, next))
             break;
     }
@@ -191,6 +259,8 @@ static void rw_settle(fs_rwlock *rw, int writer_leaves, int readers_first,
          * sees `chosen`; a late wake of a thread that moved on is harmless. */
         fs_wake_one(&entry->chosen);
     }
+    if (dozers)
+        wake_dozers(rw);
 }
 
 size_t fs_rwlock_count_writers_waiting(fs_rwlock *rw)
@@ -215,19 +285,12 @@ uint32_t fs_rwlock_count_readers_waiting(fs_rwlock *rw)
 
 /* ---- Reading ---- */
 
-int fs_rwlock_try_read(fs_rwlock *rw, uintptr_t me)
+/* A first read by this thread, if no writer holds or waits: 1 if it reads
+ * now, 0 if not, or a negative fs_rw_status; *seen is the state it saw. */
+static int first_read(fs_rwlock *rw, read_table *mine, uint32_t *seen)
 {
-    read_table *mine = my_reads();
-    read_slot *slot = find_slot(mine, rw->serial);
-    uint32_t state;
-    if (slot != NULL) {
-        /* A thread that reads reads again, whoever waits. */
-        if (slot->depth == UINTPTR_MAX)
-            return FS_RW_TOO_MANY;
-        slot->depth++;
-        return 1;
-    }
-    state = fs_load_u32(&rw->state);
+    uint32_t state = fs_load_u32(&rw->state);
+    read_slot *slot;
     while (!(state & (FS_RW_WRITER | FS_RW_WRITERS_WAIT))) {
         if (state / FS_RW_READER == FS_RW_MAX_READERS)
             return FS_RW_TOO_MANY;
@@ -244,18 +307,53 @@ int fs_rwlock_try_read(fs_rwlock *rw, uintptr_t me)
             return 1;
         }
     }
-    if ((state & FS_RW_WRITER) && fs_rwlock_writer(rw) == me)
-        return FS_RW_WRITING;
+    *seen = state;
     return 0;
 }
 
-int fs_rwlock_read_until(fs_rwlock *rw, int64_t deadline_ns, int64_t spin_ns)
+int fs_rwlock_try_read(fs_rwlock *rw, uintptr_t me)
+{
+    read_table *mine = my_reads();
+    read_slot *slot = find_slot(mine, rw->serial);
+    uint32_t state;
+    int got;
+    if (slot != NULL) {
+        /* A thread that reads reads again, whoever waits. */
+        if (slot->depth == UINTPTR_MAX)
+            return FS_RW_TOO_MANY;
+        slot->depth++;
+        return 1;
+    }
+    got = first_read(rw, mine, &state);
+    if (got == 0 && (state & FS_RW_WRITER) && fs_rwlock_writer(rw) == me)
+        return FS_RW_WRITING;
+    return got;
+}
+
+int fs_rwlock_read_until(fs_rwlock *rw, int64_t *waiting_since, int64_t deadline_ns,
+                         int64_t spin_ns, int retry_when_free)
 {
     uint32_t state, gate, generation;
     fs_result waited = FS_OK;
-    /* Taken first, so that nothing fails once the read is granted. */
     read_table *mine = my_reads();
-    read_slot *slot = new_slot(mine, rw->serial);
+    read_slot *slot;
+    if (*waiting_since == 0)
+        *waiting_since = fs_monotonic_ns();
+    while (!waited_long(waiting_since)) {
+        int got;
+        waited = doze(rw, 0, waiting_since, deadline_ns, spin_ns);
+        if (waited == FS_INTERRUPTED)
+            return FS_INTERRUPTED;
+        if (waited == FS_OK && retry_when_free && !waited_long(waiting_since))
+            return FS_RETRY;
+        got = first_read(rw, mine, &state);
+        if (got != 0)
+            return got == 1 ? FS_OK : got;
+        if (waited == FS_TIMED_OUT)
+            return FS_TIMED_OUT;
+    }
+    /* Taken first, so that nothing fails once the read is granted. */
+    slot = new_slot(mine, rw->serial);
     if (slot == NULL)
         return FS_RW_NO_MEMORY;
     rw_guard(rw);
@@ -308,11 +406,15 @@ fs_rw_status fs_rwlock_read_release(fs_rwlock *rw)
         return FS_RW_OK;
     free_slot(mine, slot);
     before = fs_fetch_add_u32(&rw->state, (uint32_t)-FS_RW_READER);
-    if (before / FS_RW_READER == 1 && (before & FS_RW_WRITERS_WAIT)) {
-        /* The last reader of a phase: the first writer's turn. */
-        rw_guard(rw);
-        rw_settle(rw, 0, 0, 0);
-        rw_unguard(rw);
+    if (before / FS_RW_READER == 1) {
+        if (before & FS_RW_WRITERS_WAIT) {
+            /* The last reader of a phase: the first writer's turn. */
+            rw_guard(rw);
+            rw_settle(rw, 0, 0, 0);
+            rw_unguard(rw);
+        } else if (before & FS_RW_DOZERS) {
+            wake_dozers_if_any(rw);
+        }
     }
     return FS_RW_OK;
 }
@@ -324,17 +426,32 @@ int fs_rwlock_try_write(fs_rwlock *rw, uintptr_t me)
     /* A thread that reads is counted in the word, so a free lock is one
      * that this thread doesn't read: the look for its reads can wait. */
     uint32_t state = 0;
-    if (!fs_cas_u32(&rw->state, &state, FS_RW_WRITER))
+    if (!fs_cas_u32(&rw->state, &state, FS_RW_WRITER)
+            && !(state == FS_RW_DOZERS
+                 && fs_cas_u32(&rw->state, &state, FS_RW_DOZERS | FS_RW_WRITER)))
         return find_slot(my_reads(), rw->serial) != NULL ? FS_RW_UPGRADE : 0;
     fs_store_uptr_relaxed(&rw->writer, me);
     return 1;
 }
 
-fs_result fs_rwlock_write_until(fs_rwlock *rw, uintptr_t me, int64_t deadline_ns,
-                                int64_t spin_ns)
+fs_result fs_rwlock_write_until(fs_rwlock *rw, uintptr_t me, int64_t *waiting_since,
+                                int64_t deadline_ns, int64_t spin_ns, int retry_when_free)
 {
     fs_queue_entry entry;
     uint32_t state;
+    if (*waiting_since == 0)
+        *waiting_since = fs_monotonic_ns();
+    while (!waited_long(waiting_since)) {
+        fs_result waited = doze(rw, 1, waiting_since, deadline_ns, spin_ns);
+        if (waited == FS_INTERRUPTED)
+            return FS_INTERRUPTED;
+        if (waited == FS_OK && retry_when_free && !waited_long(waiting_since))
+            return FS_RETRY;
+        if (fs_rwlock_try_write(rw, me) == 1)
+            return FS_OK;
+        if (waited == FS_TIMED_OUT)
+            return FS_TIMED_OUT;
+    }
     rw_guard(rw);
     rw_settle(rw, 0, 0, 0);   /* after a fork, forgets the parent's waiters */
     state = fs_load_u32(&rw->state);

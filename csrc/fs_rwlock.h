@@ -8,15 +8,24 @@
  * in at the time plus one reader phase per writer queued before it.
  * csrc/DESIGN.md, "The readers-writer lock", says more.
  *
+ * Waiters queue only once they have waited FS_RW_QUEUE_AFTER_NS.  Until
+ * then a waiter dozes: it holds no place in line, keeps nobody out, and is
+ * woken to try again whenever the lock may have become free for it.  So a
+ * short wait costs the others nothing; a long one gets the lock by the
+ * policy above.  (Under a GIL this matters most: a thread handed the lock
+ * while it waits for the GIL holds it until it gets the GIL, and the thread
+ * that runs meanwhile usually wants the lock back at once.)
+ *
  * The state word:
  *   FS_RW_WRITER          a writer holds the lock (or was handed it);
  *   FS_RW_WRITERS_WAIT    at least one writer is queued: new readers wait;
  *   FS_RW_READERS_WAIT    at least one reader sleeps on the gate;
- *   bits 3..31            how many threads hold it for reading.
+ *   FS_RW_DOZERS          at least one waiter dozes on the wake-up word;
+ *   bits 4..31            how many threads hold it for reading.
  * A free lock is 0.  The uncontended paths are one compare-and-swap (read
  * or write acquire, write release) or one atomic add (read release); every
- * transition that involves a waiter takes the guard, which guards the queue
- * of writers, the count of sleeping readers and the gate.
+ * transition that involves a queued waiter takes the guard, which guards
+ * the queue of writers, the count of sleeping readers and the gate.
  *
  * Reads are counted per thread, so a thread that holds a read may read
  * again even while a writer waits (otherwise it would wait for the writer,
@@ -45,8 +54,12 @@ enum {
     FS_RW_WRITER = 1u,
     FS_RW_WRITERS_WAIT = 2u,
     FS_RW_READERS_WAIT = 4u,
-    FS_RW_READER = 8u
+    FS_RW_DOZERS = 8u,
+    FS_RW_READER = 16u
 };
+/* How long a waiter dozes before it queues (the same as a Lock's waiter
+ * waits before it asks to be handed the lock). */
+#define FS_RW_QUEUE_AFTER_NS ((int64_t)1000000)
 /* The most threads that may read at once. */
 #define FS_RW_MAX_READERS ((uint32_t)(UINT32_MAX / FS_RW_READER))
 
@@ -54,6 +67,7 @@ typedef struct {
     fs_atomic_u32 state;
     fs_atomic_u32 guard;        /* guards what follows */
     fs_atomic_u32 gate;         /* sleeping readers wait for it to change */
+    fs_atomic_u32 wake_dozers;  /* dozers wait for it to change */
     fs_queue writers;           /* of waiting writers, oldest first */
     uint32_t readers_waiting;   /* sleeping on the gate */
     uint64_t serial;            /* names the lock in the per-thread counts */
@@ -85,8 +99,18 @@ int fs_rwlock_try_read(fs_rwlock *rw, uintptr_t me);
 /* Waits for a read (after fs_rwlock_try_read returned 0), until the
  * deadline or a signal: FS_OK (the caller reads), FS_TIMED_OUT or
  * FS_INTERRUPTED (it doesn't).  A read granted as the wait gave up counts
- * as granted.  Returns a negative fs_rw_status for out of memory. */
-int fs_rwlock_read_until(fs_rwlock *rw, int64_t deadline_ns, int64_t spin_ns);
+ * as granted.  Returns a negative fs_rw_status for out of memory.
+ *
+ * waiting_since: the caller's own variable, 0 before its first call; the
+ * time the wait began, from which FS_RW_QUEUE_AFTER_NS counts.  A caller
+ * that waits again after FS_INTERRUPTED or FS_RETRY passes it unchanged.
+ * retry_when_free: a dozing waiter that is woken returns FS_RETRY, holding
+ * nothing, rather than try the lock itself; its caller takes the GIL, tries
+ * fs_rwlock_try_read, and calls again if that fails.  Under the GIL the
+ * thread that freed the lock runs on, and a waiter that took the lock
+ * before the GIL would soon make it wait. */
+int fs_rwlock_read_until(fs_rwlock *rw, int64_t *waiting_since, int64_t deadline_ns,
+                         int64_t spin_ns, int retry_when_free);
 
 /* Undoes one read of the calling thread: FS_RW_OK or FS_RW_NOT_HELD. */
 fs_rw_status fs_rwlock_read_release(fs_rwlock *rw);
@@ -98,9 +122,10 @@ fs_rw_status fs_rwlock_read_release(fs_rwlock *rw);
 int fs_rwlock_try_write(fs_rwlock *rw, uintptr_t me);
 
 /* Waits for the write (after fs_rwlock_try_write returned 0): FS_OK,
- * FS_TIMED_OUT or FS_INTERRUPTED, as fs_rwlock_read_until. */
-fs_result fs_rwlock_write_until(fs_rwlock *rw, uintptr_t me, int64_t deadline_ns,
-                                int64_t spin_ns);
+ * FS_TIMED_OUT, FS_INTERRUPTED or FS_RETRY, as fs_rwlock_read_until (a
+ * retrying caller tries fs_rwlock_try_write). */
+fs_result fs_rwlock_write_until(fs_rwlock *rw, uintptr_t me, int64_t *waiting_since,
+                                int64_t deadline_ns, int64_t spin_ns, int retry_when_free);
 
 /* Releases the write, by whichever thread (threading.Lock's rule):
  * FS_RW_OK, or FS_RW_NOT_HELD if nobody writes. */

@@ -40,8 +40,9 @@ typedef enum {
                           * waited for (the lock, the set event, the notice) */
     FS_TIMED_OUT = 1,    /* the deadline passed first */
     FS_INTERRUPTED = 2,  /* a signal arrived; nothing was taken */
-    FS_RETRY = 3         /* fs_lock_wait_for_release only: the lock was
-                          * released, and not taken; try again */
+    FS_RETRY = 3         /* fs_lock_wait_for_release, and the rwlock's
+                          * waits when asked: the lock was released, and
+                          * not taken; try again */
 } fs_result;
 
 /* Blocks while addr->value == expected, until woken, until the absolute

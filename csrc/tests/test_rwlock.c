@@ -5,23 +5,49 @@
 
 #define ME ((uintptr_t)1)
 
+/* Whether waiters retry as the extension's do under a GIL (after
+ * FS_RETRY, with fs_rwlock_try_read or _write), or try in the wait. */
+static int test_retry_when_free = 0;
+
+/* A waiter that dozed and was woken for nothing: counted by the helpers. */
+static fs_atomic_u32 retries_failed;
+
 static fs_result read_until(fs_rwlock *rw, int64_t deadline_ns)
 {
     int r;
-    int got = fs_rwlock_try_read(rw, ME + 100);
-    if (got == 1)
+    int64_t waiting_since = 0;
+    if (fs_rwlock_try_read(rw, ME + 100) == 1)
         return FS_OK;
-    while ((r = fs_rwlock_read_until(rw, deadline_ns, test_spin_ns)) == FS_INTERRUPTED) {}
-    return (fs_result)r;
+    for (;;) {
+        r = fs_rwlock_read_until(rw, &waiting_since, deadline_ns, test_spin_ns,
+                                 test_retry_when_free);
+        if (r == FS_RETRY) {
+            if (fs_rwlock_try_read(rw, ME + 100) == 1)
+                return FS_OK;
+            test_add_u32(&retries_failed, 1);
+        } else if (r != FS_INTERRUPTED) {
+            return (fs_result)r;
+        }
+    }
 }
 
 static fs_result write_until(fs_rwlock *rw, uintptr_t me, int64_t deadline_ns)
 {
     fs_result r;
+    int64_t waiting_since = 0;
     if (fs_rwlock_try_write(rw, me) == 1)
         return FS_OK;
-    while ((r = fs_rwlock_write_until(rw, me, deadline_ns, test_spin_ns)) == FS_INTERRUPTED) {}
-    return r;
+    for (;;) {
+        r = fs_rwlock_write_until(rw, me, &waiting_since, deadline_ns, test_spin_ns,
+                                  test_retry_when_free);
+        if (r == FS_RETRY) {
+            if (fs_rwlock_try_write(rw, me) == 1)
+                return FS_OK;
+            test_add_u32(&retries_failed, 1);
+        } else if (r != FS_INTERRUPTED) {
+            return r;
+        }
+    }
 }
 
 static void test_rwlock_basics(void)
@@ -222,7 +248,7 @@ static void test_rwlock_reader_timeout_not_early(void)
     fs_rwlock_init(&rw);
     EXPECT_EQ_INT(fs_rwlock_try_write(&rw, ME), 1);
     start = fs_monotonic_ns();
-    EXPECT_EQ_INT(fs_rwlock_read_until(&rw, fs_deadline_after(MS(50)), test_spin_ns), FS_TIMED_OUT);
+    EXPECT_EQ_INT(read_until(&rw, fs_deadline_after(MS(50))), FS_TIMED_OUT);
     EXPECT(fs_monotonic_ns() - start >= MS(50));
     EXPECT_EQ_INT(fs_rwlock_count_readers_waiting(&rw), 0);
     EXPECT_EQ_INT(fs_rwlock_read_depth(&rw), 0);
@@ -329,6 +355,96 @@ static void test_rwlock_mixed_spinning(void)
     test_spin_ns = 0;
 }
 
+static void test_rwlock_mixed_retrying(void)
+{
+    test_retry_when_free = 1;
+    test_rwlock_mixed();
+    test_retry_when_free = 0;
+}
+
+/* Waits until some thread dozes on the lock. */
+static int dozing(fs_rwlock *rw)
+{
+    int i;
+    for (i = 0; i < 5000; i++) {
+        if (fs_load_u32(&rw->state) & FS_RW_DOZERS)
+            return 1;
+        test_sleep_ms(1);
+    }
+    return 0;
+}
+
+/* A writer that dozes for as long as the test needs: its wait began far in
+ * the future, so it never queues. */
+typedef struct {
+    fs_rwlock *rw;
+    fs_result result;
+    fs_atomic_u32 holding, release;
+} dozing_writer;
+
+static void *dozing_writer_job(void *arg)
+{
+    dozing_writer *d = (dozing_writer *)arg;
+    int64_t waiting_since = fs_monotonic_ns() + MS(600000);
+    uintptr_t me = (uintptr_t)d;
+    do {
+        d->result = fs_rwlock_write_until(d->rw, me, &waiting_since, fs_deadline_after(MS(10000)),
+                                          test_spin_ns, test_retry_when_free);
+        if (d->result == FS_RETRY && fs_rwlock_try_write(d->rw, me) == 1)
+            d->result = FS_OK;
+    } while (d->result == FS_RETRY || d->result == FS_INTERRUPTED);
+    if (d->result == FS_OK) {
+        fs_store_u32(&d->holding, 1);
+        test_wait_for_u32(&d->release, 1, 10000);
+        EXPECT_EQ_INT(fs_rwlock_write_release(d->rw), FS_RW_OK);
+    }
+    return NULL;
+}
+
+/* A waiter dozes before it queues: it keeps nobody out meanwhile, and the
+ * release that frees the lock wakes it. */
+static void test_rwlock_short_waits_doze(void)
+{
+    int retrying;
+    for (retrying = 0; retrying <= 1; retrying++) {
+        fs_rwlock rw;
+        dozing_writer d;
+        test_thread writer;
+        actor r1, r2;
+        test_retry_when_free = retrying;
+        fs_rwlock_init(&rw);
+        d.rw = &rw;
+        fs_store_u32(&d.holding, 0);
+        fs_store_u32(&d.release, 0);
+        /* A writer waits for a reader, dozing... */
+        EXPECT_EQ_INT(fs_rwlock_try_read(&rw, ME), 1);
+        test_thread_start(&writer, dozing_writer_job, &d);
+        EXPECT(dozing(&rw));
+        /* ...so a new reader goes in, and leaves. */
+        actor_start(&r1, &rw, 0, MS(10000));
+        EXPECT(test_wait_for_u32(&r1.holding, 1, 5000));
+        actor_finish(&r1);
+        EXPECT_EQ_INT(r1.result, FS_OK);
+        EXPECT_EQ_INT(fs_rwlock_count_writers_waiting(&rw), 0);
+        EXPECT(!fs_load_u32(&d.holding));
+        /* The last read wakes the writer. */
+        EXPECT_EQ_INT(fs_rwlock_read_release(&rw), FS_RW_OK);
+        EXPECT(test_wait_for_u32(&d.holding, 1, 5000));
+        /* A reader that waits for the writer is woken by its release (it
+         * queues meanwhile: that is the policy's part). */
+        actor_start(&r2, &rw, 0, MS(10000));
+        EXPECT(dozing(&rw));
+        fs_store_u32(&d.release, 1);
+        test_thread_join(&writer);
+        EXPECT_EQ_INT(d.result, FS_OK);
+        EXPECT(test_wait_for_u32(&r2.holding, 1, 5000));
+        actor_finish(&r2);
+        EXPECT_EQ_INT(r2.result, FS_OK);
+        EXPECT_EQ_INT(fs_load_u32(&rw.state), 0);
+    }
+    test_retry_when_free = 0;
+}
+
 void run_rwlock_tests(void)
 {
     RUN(test_rwlock_basics, 5);
@@ -339,4 +455,6 @@ void run_rwlock_tests(void)
     RUN(test_rwlock_reader_timeout_not_early, 10);
     RUN(test_rwlock_mixed, 30);
     RUN(test_rwlock_mixed_spinning, 30);
+    RUN(test_rwlock_mixed_retrying, 30);
+    RUN(test_rwlock_short_waits_doze, 20);
 }

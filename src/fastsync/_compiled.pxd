@@ -116,11 +116,12 @@ cdef extern from "fs_rwlock.h" nogil:
     void fs_rwlock_init(fs_rwlock *rw)
     uintptr_t fs_rwlock_read_depth(const fs_rwlock *rw)
     int fs_rwlock_try_read(fs_rwlock *rw, uintptr_t me)
-    int fs_rwlock_read_until(fs_rwlock *rw, int64_t deadline_ns, int64_t spin_ns)
+    int fs_rwlock_read_until(fs_rwlock *rw, int64_t *waiting_since, int64_t deadline_ns,
+                             int64_t spin_ns, bint retry_when_free)
     fs_rw_status fs_rwlock_read_release(fs_rwlock *rw)
     int fs_rwlock_try_write(fs_rwlock *rw, uintptr_t me)
-    fs_result fs_rwlock_write_until(fs_rwlock *rw, uintptr_t me, int64_t deadline_ns,
-                                    int64_t spin_ns)
+    fs_result fs_rwlock_write_until(fs_rwlock *rw, uintptr_t me, int64_t *waiting_since,
+                                    int64_t deadline_ns, int64_t spin_ns, bint retry_when_free)
     fs_rw_status fs_rwlock_write_release(fs_rwlock *rw)
     fs_rw_status fs_rwlock_downgrade(fs_rwlock *rw, uintptr_t me)
     bint fs_rwlock_is_written(const fs_rwlock *rw)

@@ -24,15 +24,30 @@ cdef int rw_refuse(int status) except -1:
     return 0
 
 
+# A woken waiter that has not waited long takes the GIL first and then tries
+# the lock, under a GIL (see fs_rwlock_read_until); without one it tries at
+# once.
+cdef extern from *:
+    """
+    #if defined(Py_GIL_DISABLED)
+    #  define FASTSYNC_RW_WAITERS_TAKE_GIL_FIRST 0
+    #else
+    #  define FASTSYNC_RW_WAITERS_TAKE_GIL_FIRST 1
+    #endif
+    """
+    const bint RW_WAITERS_TAKE_GIL_FIRST "FASTSYNC_RW_WAITERS_TAKE_GIL_FIRST"
+
 cdef struct rw_wait:
     fs_rwlock *rw
     uintptr_t me
     bint write
-    int status    # an fs_rw_status that ended a read's wait, else 0
+    int64_t waiting_since   # kept across the waits that signals interrupt
+    int status    # an fs_rw_status that ended the wait, else 0
 
 cdef fs_result rw_read_step(void *target, int64_t deadline_ns, int64_t spin_ns) noexcept nogil:
     cdef rw_wait *w = <rw_wait *>target
-    cdef int result = fs_rwlock_read_until(w.rw, deadline_ns, spin_ns)
+    cdef int result = fs_rwlock_read_until(w.rw, &w.waiting_since, deadline_ns, spin_ns,
+                                           RW_WAITERS_TAKE_GIL_FIRST)
     if result < 0:
         w.status = result
         return FS_TIMED_OUT
@@ -40,7 +55,15 @@ cdef fs_result rw_read_step(void *target, int64_t deadline_ns, int64_t spin_ns) 
 
 cdef fs_result rw_write_step(void *target, int64_t deadline_ns, int64_t spin_ns) noexcept nogil:
     cdef rw_wait *w = <rw_wait *>target
-    return fs_rwlock_write_until(w.rw, w.me, deadline_ns, spin_ns)
+    return fs_rwlock_write_until(w.rw, w.me, &w.waiting_since, deadline_ns, spin_ns,
+                                 RW_WAITERS_TAKE_GIL_FIRST)
+
+cdef bint rw_retry_step(void *target) noexcept:
+    cdef rw_wait *w = <rw_wait *>target
+    cdef int got = fs_rwlock_try_write(w.rw, w.me) if w.write else fs_rwlock_try_read(w.rw, w.me)
+    if got < 0:
+        w.status = got   # raised by rw_acquire
+    return got != 0
 
 
 # A side handed to a thread while another finalizes the interpreter would be
@@ -67,6 +90,7 @@ cdef bint rw_acquire(object side, fs_rwlock *rw, bint write, int64_t timeout_ns)
     w.rw = rw
     w.me = thread_id()
     w.write = write
+    w.waiting_since = 0
     w.status = 0
     got = fs_rwlock_try_write(rw, w.me) if write else fs_rwlock_try_read(rw, w.me)
     if got == 1:
@@ -75,11 +99,10 @@ cdef bint rw_acquire(object side, fs_rwlock *rw, bint write, int64_t timeout_ns)
         return rw_refuse(got)
     if timeout_ns == 0:
         return False
-    if not wait_with_gil_released(rw_write_step if write else rw_read_step, &w, timeout_ns, side,
-                                  rw_keep_step):
-        rw_refuse(w.status)
-        return False
-    return True
+    got = wait_with_gil_released(rw_write_step if write else rw_read_step, &w, timeout_ns, side,
+                                 rw_keep_step, rw_retry_step)
+    rw_refuse(w.status)
+    return got
 
 
 cdef bint rw_debug_acquire(object side, fs_rwlock *rw, bint write, int64_t timeout_ns) except -1:
