@@ -287,7 +287,7 @@ uint32_t fs_rwlock_count_readers_waiting(fs_rwlock *rw)
 
 /* A first read by this thread, if no writer holds or waits: 1 if it reads
  * now, 0 if not, or a negative fs_rw_status; *seen is the state it saw. */
-static int first_read(fs_rwlock *rw, read_table *mine, uint32_t *seen)
+static inline int first_read(fs_rwlock *rw, read_table *mine, uint32_t *seen)
 {
     uint32_t state = fs_load_u32(&rw->state);
     read_slot *slot;
