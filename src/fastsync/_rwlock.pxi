@@ -25,18 +25,8 @@ cdef int rw_refuse(int status) except -1:
 
 
 # A woken waiter that has not waited long takes the GIL first and then tries
-# the lock, under a GIL (see fs_rwlock_read_until); without one it tries at
-# once.
-cdef extern from *:
-    """
-    #if defined(Py_GIL_DISABLED)
-    #  define FASTSYNC_RW_WAITERS_TAKE_GIL_FIRST 0
-    #else
-    #  define FASTSYNC_RW_WAITERS_TAKE_GIL_FIRST 1
-    #endif
-    """
-    const bint RW_WAITERS_TAKE_GIL_FIRST "FASTSYNC_RW_WAITERS_TAKE_GIL_FIRST"
-
+# the lock, where there is a GIL (see fs_rwlock_read_until); without one it
+# tries at once.
 cdef struct rw_wait:
     fs_rwlock *rw
     uintptr_t me
@@ -47,7 +37,7 @@ cdef struct rw_wait:
 cdef fs_result rw_read_step(void *target, int64_t deadline_ns, int64_t spin_ns) noexcept nogil:
     cdef rw_wait *w = <rw_wait *>target
     cdef int result = fs_rwlock_read_until(w.rw, &w.waiting_since, deadline_ns, spin_ns,
-                                           RW_WAITERS_TAKE_GIL_FIRST)
+                                           not GIL_DISABLED)
     if result < 0:
         w.status = result
         return FS_TIMED_OUT
@@ -56,7 +46,7 @@ cdef fs_result rw_read_step(void *target, int64_t deadline_ns, int64_t spin_ns) 
 cdef fs_result rw_write_step(void *target, int64_t deadline_ns, int64_t spin_ns) noexcept nogil:
     cdef rw_wait *w = <rw_wait *>target
     return fs_rwlock_write_until(w.rw, w.me, &w.waiting_since, deadline_ns, spin_ns,
-                                 RW_WAITERS_TAKE_GIL_FIRST)
+                                 not GIL_DISABLED)
 
 cdef bint rw_retry_step(void *target) noexcept:
     cdef rw_wait *w = <rw_wait *>target
